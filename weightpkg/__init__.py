@@ -1,0 +1,144 @@
+"""weightpkg: package pretrained weights by their provenance.
+
+The public API: load and lint recipes, fetch their files into a content-addressed store, and
+verify them. The CLI (``weightpkg``) uses nothing else.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import Problem, RecipeError, UsageError, WeightpkgError
+
+if TYPE_CHECKING:
+    from .core.digest import Digest
+    from .core.recipe import Recipe
+    from .sources import Progress
+    from .store import Store
+    from .verification import RecipeReport
+
+__all__ = [
+    "Problem",
+    "RecipeError",
+    "WeightpkgError",
+    "__version__",
+    "fetch",
+    "find_recipes",
+    "hash_file",
+    "lint",
+    "load_recipe",
+    "open_store",
+    "verify",
+]
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read, validate and model one recipe; RecipeError lists every problem with its line."""
+    from .core.recipe import RecipeInvalid, recipe_from_mapping
+    from .load import read_recipe
+
+    loaded = read_recipe(path)
+    try:
+        return recipe_from_mapping(loaded.data, str(path))
+    except RecipeInvalid as exc:
+        problems = [Problem(str(path), key, message, loaded.line_of(key)) for key, message in exc.problems]
+        problems.sort(key=lambda p: (p.line or 0, p.key))
+        raise RecipeError(problems) from None
+
+
+def find_recipes(paths: Iterable[str | Path]) -> list[Path]:
+    """Recipe files named directly, or the ``*.toml`` files directly inside named folders."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            inside = sorted(path.glob("*.toml"))
+            if not inside:
+                raise UsageError(f"{path}: no recipes (*.toml) in this folder")
+            found.extend(inside)
+        else:
+            found.append(path)
+    return found
+
+
+def lint(paths: Iterable[str | Path]) -> list[Problem]:
+    """Every problem in every recipe, in file then line order; empty when all are well-formed."""
+    problems: list[Problem] = []
+    for path in find_recipes(paths):
+        try:
+            load_recipe(path)
+        except RecipeError as exc:
+            problems.extend(exc.problems)
+    return problems
+
+
+def hash_file(path: str | Path) -> tuple[Digest, int]:
+    """sha256 and size of a file, streamed through one reused 1 MiB buffer."""
+    from .core.digest import hash_stream
+
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            return hash_stream(handle)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def open_store(root: str | Path | None = None) -> Store:
+    from .store import Store, default_store_root
+
+    return Store(root if root is not None else default_store_root())
+
+
+def _load_all(paths: Iterable[str | Path]) -> list[Recipe]:
+    recipes, problems = [], []
+    for path in find_recipes(paths):
+        try:
+            recipes.append(load_recipe(path))
+        except RecipeError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise RecipeError(problems)
+    return recipes
+
+
+def verify(
+    paths: Iterable[str | Path],
+    store: Store | None = None,
+    *,
+    all_sources: bool = False,
+    with_inputs: bool = False,
+    progress: Progress | None = None,
+) -> list[RecipeReport]:
+    """Fetch what is missing and check every published file of every recipe."""
+    from .verification import fetch_recipe
+
+    store = store or open_store()
+    return [
+        fetch_recipe(r, store, with_inputs=with_inputs, all_sources=all_sources, progress=progress)
+        for r in _load_all(paths)
+    ]
+
+
+def fetch(
+    paths: Iterable[str | Path],
+    store: Store | None = None,
+    *,
+    with_inputs: bool = False,
+    progress: Progress | None = None,
+) -> list[RecipeReport]:
+    """Put every published file (and inputs if asked) into the store, admitting only matches."""
+    from .verification import fetch_recipe
+
+    store = store or open_store()
+    return [
+        fetch_recipe(r, store, with_inputs=with_inputs, check=False, progress=progress)
+        for r in _load_all(paths)
+    ]

@@ -1,0 +1,3 @@
+from weightpkg.cli import main
+
+main()

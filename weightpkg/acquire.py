@@ -1,0 +1,128 @@
+"""Bring pinned files into the store: try each source's candidates in order, admit only a match."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .core.digest import Digest
+from .core.recipe import Recipe, Source
+from .errors import FetchError, IntegrityError, UnsafeArchiveError
+from .sources import FetchContext, FileSink, Progress, candidates
+from .store import Store
+
+#: Failures that mean "this candidate did not deliver; try the next one".
+CANDIDATE_FAILURES = (FetchError, IntegrityError, UnsafeArchiveError)
+
+
+@dataclass(frozen=True)
+class Pin:
+    """What a file must be: its name in the package, sha256 and size."""
+
+    path: str
+    sha256: Digest
+    size: int
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.path).name
+
+
+@dataclass
+class Obtained:
+    """Where a pinned file is in the store, how it got there, and what was tried on the way."""
+
+    store_path: Path
+    source: str | None  # None: it was already in the store
+    notes: list[str] = field(default_factory=list)
+
+
+def failure_reason(exc: Exception) -> str:
+    return str(exc)
+
+
+@contextmanager
+def fetch_context(recipe: Recipe, progress: Progress | None = None) -> Iterator[FetchContext]:
+    """A context with a scratch folder removed afterwards; outer archives live there."""
+    with tempfile.TemporaryDirectory(prefix="weightpkg-") as scratch:
+        yield FetchContext(recipe_dir=Path(recipe.origin).parent, workdir=Path(scratch), progress=progress)
+
+
+def obtain(store: Store, pin: Pin, sources: Sequence[Source], ctx: FetchContext) -> Obtained:
+    """The store entry for ``pin``, fetching it from the first source that delivers it.
+
+    Every failed candidate is recorded in the notes; if all fail, FetchError lists them all, or
+    IntegrityError when every candidate that delivered bytes delivered the wrong ones.
+    """
+    existing = store.lookup(pin.sha256, pin.name)
+    if existing is not None:
+        path = existing
+        if existing.name != store.entry_path(pin.sha256, pin.name).name:
+            path = store.add_alias(existing, pin.sha256, pin.name)
+        return Obtained(path, None)
+    notes: list[str] = []
+    integrity: list[IntegrityError] = []
+    with store.ingest(pin.sha256, pin.size, pin.name) as ingest:
+        if ingest.present:
+            return Obtained(ingest.final, None)
+        for number, source in enumerate(sources, start=1):
+            for candidate in candidates(source, ctx):
+                try:
+                    candidate.fetch(ingest)
+                    path = ingest.commit()
+                except CANDIDATE_FAILURES as exc:
+                    if isinstance(exc, IntegrityError):
+                        integrity.append(exc)
+                    notes.append(f"source {number} ({candidate.label}): {failure_reason(exc)}")
+                    ingest.reopen()
+                    continue
+                return Obtained(path, f"source {number} ({candidate.label})", notes)
+    if integrity and len(integrity) == len(notes):
+        last = integrity[-1]
+        raise IntegrityError(pin.path, expected=last.expected, actual=last.actual, kind=last.kind)
+    raise FetchError(f"{pin.path}: no source delivered it", notes)
+
+
+@dataclass(frozen=True)
+class SourceCheck:
+    """What one declared source delivered, for ``verify --all-sources``."""
+
+    source: str
+    status: str  # "agrees" | "differs" | "unavailable"
+    detail: str
+    sha256: str | None = None
+
+
+def check_sources(pin: Pin, sources: Sequence[Source], ctx: FetchContext) -> list[SourceCheck]:
+    """Fetch ``pin`` from every source into scratch space and compare each with the pin."""
+    results = []
+    for number, source in enumerate(sources, start=1):
+        label = f"source {number} ({source.describe()})"
+        reasons = []
+        outcome: SourceCheck | None = None
+        for candidate in candidates(source, ctx):
+            scratch = ctx.scratch("compare") / f"{number}-{pin.name}"
+            try:
+                with FileSink(scratch) as sink:
+                    candidate.fetch(sink)
+                    digest, size = sink.digest()
+            except CANDIDATE_FAILURES as exc:
+                reasons.append(f"{candidate.label}: {failure_reason(exc)}")
+                continue
+            finally:
+                scratch.unlink(missing_ok=True)
+            if digest == pin.sha256 and size == pin.size:
+                outcome = SourceCheck(label, "agrees", f"sha256 {digest.hex}", digest.hex)
+            else:
+                outcome = SourceCheck(
+                    label,
+                    "differs",
+                    f"sha256 {digest.hex} and {size} bytes, expected {pin.sha256.hex} and {pin.size}",
+                    digest.hex,
+                )
+            break
+        results.append(outcome or SourceCheck(label, "unavailable", "; ".join(reasons)))
+    return results

@@ -1,0 +1,273 @@
+"""The command line: a thin click layer over the public API, and the only place that prints.
+
+Exit codes: 0 all holds, 1 a check failed, 2 bad input or usage. Errors are one line per
+problem, never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+import weightpkg
+from weightpkg.errors import WeightpkgError
+
+if TYPE_CHECKING:
+    from weightpkg.store import Store
+
+_PROGRESS_INTERVAL = 0.5
+
+
+@contextlib.contextmanager
+def _errors_to_exit() -> Iterator[None]:
+    """The one place that turns weightpkg's errors into messages and exit codes."""
+    try:
+        yield
+    except WeightpkgError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            click.echo(f"weightpkg: {line}" if not _starts_with_file(line) else line, err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("weightpkg: interrupted; partial downloads are kept and resume next time", err=True)
+        sys.exit(130)
+
+
+def _starts_with_file(line: str) -> bool:
+    head = line.split(":", 1)[0]
+    return "/" in head or head.endswith(".toml")
+
+
+class _Progress:
+    """Progress on stderr, only when it is a terminal, at most twice a second."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, label: str, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < _PROGRESS_INTERVAL:
+            return
+        self.last = now
+        amount = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+        click.echo(f"\r\x1b[K{label[:60]}: {amount}", err=True, nl=False)
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.shown:
+            click.echo("\r\x1b[K", err=True, nl=False)
+
+
+def _store(ctx: click.Context) -> Store:
+    return weightpkg.open_store(ctx.obj.get("store"))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(weightpkg.__version__, prog_name="weightpkg")
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Store root (default: $WEIGHTPKG_STORE, else $XDG_DATA_HOME/weightpkg/store).",
+)
+@click.pass_context
+def cli(ctx: click.Context, store: Path | None) -> None:
+    """Package pretrained weights by their provenance."""
+    ctx.ensure_object(dict)
+    ctx.obj["store"] = store
+
+
+@cli.command()
+@click.argument("recipes", nargs=-1, required=True)
+def lint(recipes: tuple[str, ...]) -> None:
+    """Check recipes: every problem as FILE:LINE: key: what is wrong."""
+    with _errors_to_exit():
+        problems = weightpkg.lint(recipes)
+        for problem in problems:
+            click.echo(str(problem), err=True)
+        if problems:
+            sys.exit(2)
+        for path in weightpkg.find_recipes(recipes):
+            click.echo(f"{path}: ok")
+
+
+@cli.command("hash")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Deterministic JSON.")
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(["all", "hex", "base32", "sri"]),
+    default="all",
+    help="Print only one rendering, one line per file (base32 = nix-hash --base32 = guix hash).",
+)
+def hash_command(files: tuple[str, ...], as_json: bool, form: str) -> None:
+    """sha256 of files in hex, Nix/Guix base32 and SRI form."""
+    from weightpkg.report import to_json
+
+    with _errors_to_exit():
+        results = []
+        for name in files:
+            digest, size = weightpkg.hash_file(name)
+            results.append(
+                {"file": name, "size": size, "sha256": digest.hex, "nix32": digest.nix32, "sri": digest.sri}
+            )
+        if as_json:
+            click.echo(to_json(results))
+            return
+        for r in results:
+            if form == "all":
+                click.echo(f"{r['file']}: {r['size']} bytes")
+                click.echo(f"  sha256  {r['sha256']}")
+                click.echo(f"  base32  {r['nix32']}")
+                click.echo(f"  sri     {r['sri']}")
+            else:
+                value = {"hex": r["sha256"], "base32": r["nix32"], "sri": r["sri"]}[form]
+                click.echo(value if len(results) == 1 else f"{value}  {r['file']}")
+
+
+def _run_verify(
+    ctx: click.Context, recipes: tuple[str, ...], as_json: bool, verb: str, **options: bool
+) -> None:
+    from weightpkg.report import verify_json, verify_lines
+
+    progress = _Progress()
+    with _errors_to_exit():
+        store = _store(ctx)
+        call = weightpkg.verify if verb == "verified" else weightpkg.fetch
+        try:
+            reports = call(recipes, store, progress=progress, **options)
+        finally:
+            progress.finish()
+        if as_json:
+            click.echo(verify_json(reports))
+        else:
+            for line in verify_lines(reports, verb):
+                click.echo(line)
+        if not all(r.ok for r in reports):
+            sys.exit(1)
+
+
+@cli.command()
+@click.argument("recipes", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Deterministic JSON report.")
+@click.option("--all-sources", is_flag=True, help="Fetch from every declared source and compare.")
+@click.option("--inputs", "with_inputs", is_flag=True, help="Also fetch and check available inputs.")
+@click.pass_context
+def verify(
+    ctx: click.Context, recipes: tuple[str, ...], as_json: bool, all_sources: bool, with_inputs: bool
+) -> None:
+    """Fetch what is missing and check every published file (exit 0 only if all holds)."""
+    _run_verify(ctx, recipes, as_json, "verified", all_sources=all_sources, with_inputs=with_inputs)
+
+
+@cli.command()
+@click.argument("recipes", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Deterministic JSON report.")
+@click.option("--inputs", "with_inputs", is_flag=True, help="Also fetch available inputs.")
+@click.pass_context
+def fetch(ctx: click.Context, recipes: tuple[str, ...], as_json: bool, with_inputs: bool) -> None:
+    """Put published files into the store; only bytes matching their pins get in."""
+    _run_verify(ctx, recipes, as_json, "fetched", with_inputs=with_inputs)
+
+
+@cli.group()
+def store() -> None:
+    """Inspect and maintain the store."""
+
+
+@store.command("path")
+@click.argument("recipes", nargs=-1)
+@click.pass_context
+def store_path(ctx: click.Context, recipes: tuple[str, ...]) -> None:
+    """The store root, or the entry of each file of RECIPES (missing ones say so)."""
+    with _errors_to_exit():
+        st = _store(ctx)
+        if not recipes:
+            click.echo(str(st.root))
+            return
+        missing = False
+        for path in weightpkg.find_recipes(recipes):
+            recipe = weightpkg.load_recipe(path)
+            for w in recipe.weights:
+                found = st.lookup(w.sha256, Path(w.path).name)
+                if found is None:
+                    missing = True
+                    click.echo(f"{path}: {w.path}: not in the store", err=True)
+                else:
+                    click.echo(str(found))
+        if missing:
+            sys.exit(1)
+
+
+@store.command("ls")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def store_ls(ctx: click.Context, as_json: bool) -> None:
+    """List the packages and entries in the store."""
+    from weightpkg.report import to_json
+
+    with _errors_to_exit():
+        st = _store(ctx)
+        entries = st.entries()
+        packages = st.manifests()
+        if as_json:
+            click.echo(
+                to_json(
+                    {
+                        "packages": sorted(packages),
+                        "entries": [
+                            {"name": e.name, "sha256": e.digest.hex, "size": e.size} for e in entries
+                        ],
+                    }
+                )
+            )
+            return
+        for name in sorted(packages):
+            click.echo(f"package {name}")
+        for e in entries:
+            click.echo(f"{e.name}  {e.size} bytes")
+
+
+@store.command("verify")
+@click.option("--repair", is_flag=True, help="Delete entries whose bytes changed (fetch again).")
+@click.pass_context
+def store_verify(ctx: click.Context, repair: bool) -> None:
+    """Re-hash every entry; exit 1 if any changed or a manifest points at a missing one."""
+    with _errors_to_exit():
+        st = _store(ctx)
+        problems = st.check()
+        for line in problems:
+            click.echo(line, err=True)
+        if repair and problems:
+            for path in st.repair():
+                click.echo(f"removed {path}")
+        count = len(st.entries())
+        if problems:
+            click.echo(f"{st.root}: {len(problems)} problem(s) in {count} entries", err=True)
+            sys.exit(1)
+        click.echo(f"{st.root}: {count} entries verified")
+
+
+@store.command("gc")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.pass_context
+def store_gc(ctx: click.Context, dry_run: bool) -> None:
+    """Remove entries no package manifest refers to, and abandoned partial downloads."""
+    with _errors_to_exit():
+        removed = _store(ctx).gc(dry_run=dry_run)
+        for path in removed:
+            click.echo(f"{'would remove' if dry_run else 'removed'} {path}")
+        click.echo(f"{len(removed)} path(s) {'to remove' if dry_run else 'removed'}")
+
+
+def main() -> None:
+    cli(prog_name="weightpkg")

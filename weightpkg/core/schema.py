@@ -1,0 +1,148 @@
+"""Check a recipe mapping against schemas/recipe.schema.json and word each violation for a human.
+
+jsonschema's own messages ("'abc' does not match '^[0-9a-f]{64}$'") name the rule, not the fix;
+here each becomes a key path plus a sentence that says what is expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from collections.abc import Iterator, Mapping
+from importlib import resources
+from typing import Any
+
+from ..keypath import render
+
+#: What a pattern means, for the messages; patterns not listed are quoted as they are.
+_PATTERN_MEANING = {
+    "^[0-9a-f]{64}$": "not a sha256: expected 64 lower-case hexadecimal digits",
+    "^[a-z0-9][a-z0-9._+-]*$": ("expected lower-case letters, digits and . _ + - (a letter or digit first)"),
+    "^[A-Za-z0-9][A-Za-z0-9._+-]*$": "expected letters, digits and . _ + - (a letter or digit first)",
+    "^[A-Za-z0-9][A-Za-z0-9._+~-]*$": (
+        "expected letters, digits and . _ + ~ -, starting with a letter or digit"
+    ),
+    "^[A-Za-z0-9][A-Za-z0-9._-]*$": "expected a package name (letters, digits and . _ -)",
+    "^[a-z0-9][a-z0-9.+-]+$": "expected a Debian package name (lower-case letters, digits and . + -)",
+    "^[a-z0-9-]+$": "expected a Debian architecture such as 'all' or 'amd64'",
+    "^https?://": "expected an http:// or https:// URL",
+    "^(https?|file)://": "expected an http://, https:// or file:// URL",
+    "\\.whl$": "expected a wheel file name ending in .whl",
+}
+
+_JSON_TYPES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "an array",
+    "object": "a table",
+}
+
+
+@functools.cache
+def recipe_schema() -> Mapping[str, Any]:
+    """The recipe JSON Schema shipped inside the package."""
+    text = resources.files("weightpkg").joinpath("schemas/recipe.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@functools.cache
+def _validator() -> Any:
+    import jsonschema
+
+    schema = recipe_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)
+
+
+def _toml_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def schema_violations(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every schema violation as (key path, message), in document order of key paths."""
+    found: list[tuple[str, str]] = []
+    for error in _validator().iter_errors(data):
+        found.extend(_describe(error))
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for item in found:
+        if item not in seen:
+            seen.add(item)
+            unique.append(item)
+    return unique
+
+
+def _describe(error: Any) -> Iterator[tuple[str, str]]:
+    path = list(error.absolute_path)
+    where = render(path)
+    kind = error.validator
+    instance = error.instance
+    if kind == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(instance) - set(allowed))
+        for key in extra:
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else f"; known keys: {', '.join(allowed)}"
+            context = _source_context(instance)
+            yield render([*path, key]), f"unknown key{context}{suggestion}"
+    elif kind == "required":
+        missing = [k for k in error.validator_value if k not in instance]
+        for key in missing:
+            yield render([*path, key]), f"required key is missing{_source_context(instance)}"
+    elif kind == "type":
+        expected = error.validator_value
+        names = [expected] if isinstance(expected, str) else list(expected)
+        wanted = " or ".join(_JSON_TYPES.get(n, n) for n in names)
+        yield where, f"expected {wanted}, got {_toml_type(instance)} {_short(instance)}"
+    elif kind == "pattern":
+        meaning = _PATTERN_MEANING.get(error.validator_value)
+        if meaning:
+            extra = f" ({len(instance)} characters)" if "sha256" in meaning else ""
+            yield where, f"{meaning}, got {_short(instance)}{extra}"
+        else:
+            yield where, f"{_short(instance)} does not match {error.validator_value!r}"
+    elif kind == "enum":
+        options = ", ".join(repr(v) for v in error.validator_value)
+        yield where, f"must be one of {options}; got {_short(instance)}"
+    elif kind == "const":
+        if path == ["schema"]:
+            yield where, f"unsupported recipe format {_short(instance)}; this weightpkg reads schema = 1"
+        else:
+            yield where, f"must be {error.validator_value!r}, got {_short(instance)}"
+    elif kind == "minItems":
+        yield where, "must not be empty" if error.validator_value == 1 else error.message
+    elif kind == "minLength":
+        yield where, "must not be empty"
+    elif kind == "minimum":
+        yield where, f"must be at least {error.validator_value}, got {_short(instance)}"
+    elif kind == "oneOf" and path and path[-1] == "member":
+        yield where, f"expected a path string or an array of path strings, got {_short(instance)}"
+    else:
+        yield where, error.message
+
+
+def _source_context(instance: Any) -> str:
+    """' for a pypi source' where the table is a source, so the fix is obvious."""
+    if isinstance(instance, Mapping) and isinstance(instance.get("kind"), str):
+        return f" for a {instance['kind']} source"
+    return ""

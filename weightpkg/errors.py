@@ -1,0 +1,84 @@
+"""Every error weightpkg raises descends from WeightpkgError and carries its facts as attributes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+class WeightpkgError(Exception):
+    """Root of weightpkg's errors.
+
+    ``exit_code`` is what the CLI exits with: 2 for bad input or usage, 1 for a failed check.
+    """
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one input file, located as precisely as the input allows."""
+
+    file: str
+    key: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class RecipeError(WeightpkgError):
+    """A recipe is malformed; holds every problem found, not just the first."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class UsageError(WeightpkgError):
+    """The command line asks for something that cannot be done (missing file, bad option value)."""
+
+
+class FetchError(WeightpkgError):
+    """A file could not be had from a source; ``attempts`` lists every URL or client tried and why."""
+
+    exit_code = 1
+
+    def __init__(self, what: str, attempts: Iterable[str]) -> None:
+        self.what = what
+        self.attempts = tuple(attempts)
+        detail = "; ".join(self.attempts)
+        super().__init__(f"{what}: {detail}" if detail else what)
+
+
+class IntegrityError(WeightpkgError):
+    """Bytes do not match their pin; nothing with these bytes is admitted to the store."""
+
+    exit_code = 1
+
+    def __init__(self, what: str, *, expected: str, actual: str, kind: str = "sha256") -> None:
+        self.what = what
+        self.kind = kind
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"{what}: {kind} mismatch: expected {expected}, got {actual}")
+
+
+class UnsafeArchiveError(WeightpkgError):
+    """An archive member would escape its archive or is not a plain file (absolute path, '..', link)."""
+
+    exit_code = 1
+
+    def __init__(self, archive: str, member: str, reason: str) -> None:
+        self.archive = archive
+        self.member = member
+        self.reason = reason
+        super().__init__(f"{archive}: member {member!r}: {reason}")
+
+
+class StoreError(WeightpkgError):
+    """The store cannot be used (not writable, corrupt layout, disk full)."""
+
+    exit_code = 1

@@ -1,0 +1,253 @@
+"""The only code that reads a recipe file: bytes → text (BOM tolerated) → TOML mapping, with lines.
+
+tomllib gives no positions for keys, so a small scanner walks the (already valid) TOML text and
+records the line where each key path is defined; errors use it to say ``FILE:LINE``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import Problem, RecipeError
+from .keypath import PathPart, render
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+_BOM = "\ufeff"
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_TOML_EOF = re.compile(r"\s*\(at end of document\)\s*$")
+
+
+@dataclass(frozen=True)
+class LoadedRecipe:
+    """A recipe file's parsed TOML, where it came from, and the line of each key path."""
+
+    path: Path
+    data: Mapping[str, Any]
+    lines: Mapping[str, int] = field(default_factory=dict)
+    text: str = ""
+
+    def line_of(self, key: str) -> int | None:
+        """The line defining ``key``, or that of its nearest enclosing key that has one."""
+        while key:
+            if key in self.lines:
+                return self.lines[key]
+            cut = max(key.rfind("."), key.rfind("["))
+            key = key[:cut] if cut > 0 else ""
+        return None
+
+
+def read_recipe(path: str | Path) -> LoadedRecipe:
+    """Read and parse one recipe file; RecipeError names the file, line and problem."""
+    path = Path(path)
+    shown = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise RecipeError([Problem(shown, "", "no such file")]) from None
+    except IsADirectoryError:
+        raise RecipeError([Problem(shown, "", "is a directory, not a recipe file")]) from None
+    except OSError as exc:
+        raise RecipeError([Problem(shown, "", f"cannot read: {exc.strerror}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise RecipeError(
+            [Problem(shown, "", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})", line)]
+        ) from None
+    text = text.removeprefix(_BOM)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError([_toml_problem(shown, text, exc)]) from None
+    try:
+        lines = locate_keys(text)
+    except Exception:
+        lines = {}
+    return LoadedRecipe(path=path, data=data, lines=lines, text=text)
+
+
+def _toml_problem(shown: str, text: str, exc: Exception) -> Problem:
+    message = str(exc.args[0]) if exc.args else str(exc)
+    line: int | None = None
+    if match := _TOML_POSITION.search(message):
+        line = int(match.group(1))
+        message = message[: match.start()]
+    elif _TOML_EOF.search(message):
+        line = text.count("\n") + (0 if text.endswith("\n") else 1) or 1
+        message = _TOML_EOF.sub("", message) + " (at end of file)"
+    return Problem(shown, "", f"TOML syntax error: {message}", line)
+
+
+# --- the line scanner -------------------------------------------------------------------------
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class _Scanner:
+    """Walks valid TOML and records the first line of every key path it meets."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.line = 1
+        self.lines: dict[str, int] = {}
+        self.array_tables: dict[str, int] = {}
+
+    # low-level helpers
+    def peek(self, n: int = 1) -> str:
+        return self.text[self.pos : self.pos + n]
+
+    def advance(self, n: int = 1) -> None:
+        chunk = self.text[self.pos : self.pos + n]
+        self.line += chunk.count("\n")
+        self.pos += n
+
+    def skip_ws(self, newlines: bool) -> None:
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            if ch in " \t\r" or (newlines and ch == "\n"):
+                self.advance()
+            elif ch == "#":
+                end = self.text.find("\n", self.pos)
+                self.advance((end if end >= 0 else len(self.text)) - self.pos)
+            else:
+                return
+
+    def record(self, parts: list[PathPart], line: int) -> None:
+        for i in range(1, len(parts) + 1):
+            self.lines.setdefault(render(parts[:i]), line)
+
+    def key(self) -> list[str]:
+        parts: list[str] = []
+        while True:
+            self.skip_ws(newlines=False)
+            ch = self.peek()
+            if ch in ('"', "'"):
+                parts.append(self.string_value())
+            else:
+                match = _BARE_KEY.match(self.text, self.pos)
+                if not match:
+                    raise ValueError("key expected")
+                parts.append(match.group())
+                self.advance(match.end() - self.pos)
+            self.skip_ws(newlines=False)
+            if self.peek() != ".":
+                return parts
+            self.advance()
+
+    def string_value(self) -> str:
+        quote = self.peek()
+        if self.peek(3) == quote * 3:
+            self.advance(3)
+            end = self.text.find(quote * 3, self.pos)
+            while self.text[end + 3 : end + 4] == quote:  # up to two quotes may close the string
+                end += 1
+            value = self.text[self.pos : end]
+            self.advance(end + 3 - self.pos)
+            return value
+        self.advance()
+        start = self.pos
+        while self.peek() != quote:
+            if quote == '"' and self.peek() == "\\":
+                self.advance()
+            self.advance()
+        value = self.text[start : self.pos]
+        self.advance()
+        return value
+
+    def value(self, path: list[PathPart]) -> None:
+        ch = self.peek()
+        if ch in ('"', "'"):
+            self.string_value()
+        elif ch == "[":
+            self.advance()
+            index = 0
+            while True:
+                self.skip_ws(newlines=True)
+                if self.peek() == "]":
+                    self.advance()
+                    return
+                self.record([*path, index], self.line)
+                self.value([*path, index])
+                index += 1
+                self.skip_ws(newlines=True)
+                if self.peek() == ",":
+                    self.advance()
+        elif ch == "{":
+            self.advance()
+            while True:
+                self.skip_ws(newlines=True)
+                if self.peek() == "}":
+                    self.advance()
+                    return
+                self.key_value(path)
+                self.skip_ws(newlines=True)
+                if self.peek() == ",":
+                    self.advance()
+        else:
+            match = re.compile(r"[^,\]}\s#]+").match(self.text, self.pos)
+            if not match:
+                raise ValueError("value expected")
+            self.advance(match.end() - self.pos)
+
+    def key_value(self, table: list[PathPart]) -> None:
+        line = self.line
+        parts = [*table, *self.key()]
+        self.record(parts, line)
+        self.skip_ws(newlines=False)
+        if self.peek() != "=":
+            raise ValueError("'=' expected")
+        self.advance()
+        self.skip_ws(newlines=False)
+        self.value(parts)
+
+    def header(self) -> list[PathPart]:
+        line = self.line
+        is_array = self.peek(2) == "[["
+        self.advance(2 if is_array else 1)
+        names = self.key()
+        self.advance(2 if is_array else 1)
+        # Resolve each dotted part against the arrays of tables seen so far.
+        parts: list[PathPart] = []
+        for i, name in enumerate(names):
+            parts.append(name)
+            last = i == len(names) - 1
+            key = render(parts)
+            if last and is_array:
+                index = self.array_tables.get(key, -1) + 1
+                self.array_tables[key] = index
+                # A new element resets the counters of arrays nested below it.
+                prefix = f"{key}[{index}]"
+                for nested in [k for k in self.array_tables if k.startswith(prefix)]:
+                    del self.array_tables[nested]
+                parts.append(index)
+            elif key in self.array_tables:
+                parts.append(self.array_tables[key])
+        self.record(parts, line)
+        return parts
+
+    def run(self) -> dict[str, int]:
+        table: list[PathPart] = []
+        while True:
+            self.skip_ws(newlines=True)
+            if self.pos >= len(self.text):
+                return self.lines
+            if self.peek() == "[":
+                table = self.header()
+            else:
+                self.key_value(table)
+
+
+def locate_keys(text: str) -> dict[str, int]:
+    """Map every key path in valid TOML text to the line that defines it."""
+    return _Scanner(text).run()

@@ -1,0 +1,56 @@
+"""Findings → lines for people, or deterministic JSON for machines (sorted keys, no clock)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from .verification import FileReport, RecipeReport
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False)
+
+
+def short(hex_digest: str) -> str:
+    return hex_digest[:12] + "…"
+
+
+def file_lines(recipe: str, f: FileReport) -> list[str]:
+    head = f"{recipe}: {f.path}"
+    lines = [f"{head}: note: {note}" for note in f.notes]
+    if f.status == "ok":
+        facts = [f"sha256 {short(f.sha256)}", f"{f.size} bytes"]
+        if st := f.details.get("safetensors"):
+            facts.append(f"safetensors, {st['tensors']} tensors")
+        origin = f"from {f.source}" if f.source and f.source != "store" else "in the store"
+        lines.append(f"{head}: ok ({', '.join(facts)}; {origin})")
+    else:
+        lines.append(f"{head}: FAILED: {f.problem}")
+    for s in f.sources:
+        lines.append(f"{head}: {s.source}: {s.status}: {s.detail}")
+    return lines
+
+
+def verify_lines(reports: Sequence[RecipeReport], verb: str = "verified") -> list[str]:
+    lines = []
+    for r in reports:
+        for f in r.files:
+            lines.extend(file_lines(r.recipe, f))
+        count = f"{len(r.files)} file{'s' if len(r.files) != 1 else ''}"
+        if r.ok:
+            lines.append(f"{r.recipe}: {verb}: {r.package} {r.version} ({count})")
+        else:
+            failed = sum(1 for f in r.files if f.status != "ok")
+            lines.append(f"{r.recipe}: FAILED: {r.package} {r.version} ({failed} of {count} failed)")
+    return lines
+
+
+def verify_json(reports: Sequence[RecipeReport]) -> str:
+    return to_json(
+        {
+            "verdict": "verified" if all(r.ok for r in reports) else "failed",
+            "recipes": [r.to_json() for r in reports],
+        }
+    )

@@ -1,0 +1,167 @@
+"""A member of a Debian package: the .deb from apt (or URLs of it), then its data.tar."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+from ..core.digest import hash_stream
+from ..core.recipe import DebSource
+from ..errors import FetchError, IntegrityError, UnsafeArchiveError
+from . import Candidate, FetchContext, FileSink, Sink
+from .archive import extract_chain, open_tar_member
+from .path import copy_into
+from .url import download
+
+_AR_MAGIC = b"!<arch>\n"
+_AR_HEADER = 60
+
+
+def candidates(source: DebSource, ctx: FetchContext) -> list[Candidate]:
+    spec = f"{source.package}={source.version}"
+    found = [Candidate(f"deb {spec} via apt-get", _extractor(source, ctx, lambda: _apt(source, ctx)))]
+    for url in source.urls:
+        found.append(
+            Candidate(f"deb {spec} from {url}", _extractor(source, ctx, _from_url(url, source, ctx)))
+        )
+    return found
+
+
+def _extractor(source: DebSource, ctx: FetchContext, get_deb: Callable[[], Path]):
+    def fetch(sink: Sink) -> None:
+        deb = get_deb()
+        _check_pin(deb, source)
+        extract_deb_member(deb, source.member, sink, ctx, f"deb {source.package}")
+
+    return fetch
+
+
+def _check_pin(deb: Path, source: DebSource) -> None:
+    with open(deb, "rb", buffering=0) as handle:
+        actual, _ = hash_stream(handle)
+    if actual != source.sha256:
+        raise IntegrityError(f"package {deb.name}", expected=source.sha256.hex, actual=actual.hex)
+
+
+def _apt(source: DebSource, ctx: FetchContext) -> Path:
+    what = f"apt-get download {source.package}={source.version}"
+    apt = shutil.which("apt-get")
+    if apt is None:
+        raise FetchError(what, ["apt-get is not installed here"])
+    dest = ctx.scratch(f"deb-{source.sha256.hex[:16]}")
+    for old in dest.glob("*.deb"):
+        old.unlink()
+    name = source.package
+    if source.architecture and source.architecture != "all":
+        name += f":{source.architecture}"
+    try:
+        done = subprocess.run(
+            [apt, "download", "-q", f"{name}={source.version}"],
+            cwd=dest,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=3600,
+        )
+    except OSError as exc:
+        raise FetchError(what, [f"cannot run apt-get: {exc.strerror}"]) from None
+    debs = sorted(dest.glob("*.deb"))
+    if done.returncode != 0 or not debs:
+        lines = [ln.strip() for ln in done.stderr.splitlines() if ln.startswith("E:")]
+        reason = lines[0].removeprefix("E: ") if lines else (done.stderr.strip() or "no .deb")
+        unknown = ("Unable to locate package", "Can't select", "has no installation candidate")
+        if any(text in reason for text in unknown):
+            reason += " (apt has no such package in its lists; run 'apt-get update' or add the suite)"
+        raise FetchError(what, [f"apt-get: {reason}"])
+    return debs[0]
+
+
+def _from_url(url: str, source: DebSource, ctx: FetchContext) -> Callable[[], Path]:
+    def get() -> Path:
+        path = ctx.scratch(f"deb-{source.sha256.hex[:16]}") / f"{source.package}.deb"
+        with FileSink(path) as sink:
+            download(url, sink, ctx)
+        return path
+
+    return get
+
+
+def _ar_members(deb: Path) -> dict[str, tuple[int, int]]:
+    """Name → (offset, size) of each member of an ar archive (the .deb container)."""
+    members: dict[str, tuple[int, int]] = {}
+    size = deb.stat().st_size
+    with open(deb, "rb") as handle:
+        if handle.read(8) != _AR_MAGIC:
+            raise UnsafeArchiveError(deb.name, "", "not a Debian package (no ar header)")
+        position = 8
+        while position + _AR_HEADER <= size:
+            handle.seek(position)
+            header = handle.read(_AR_HEADER)
+            if header[58:60] != b"`\n":
+                raise UnsafeArchiveError(deb.name, "", f"corrupt ar header at byte {position}")
+            name = header[:16].decode("ascii", "replace").strip().rstrip("/")
+            try:
+                length = int(header[48:58].decode("ascii").strip())
+            except ValueError:
+                raise UnsafeArchiveError(deb.name, name, "corrupt ar member size") from None
+            start = position + _AR_HEADER
+            if start + length > size:
+                raise UnsafeArchiveError(deb.name, name, "member runs past the end of the file")
+            if name in members:
+                raise UnsafeArchiveError(deb.name, name, "appears twice in the package")
+            members[name] = (start, length)
+            position = start + length + (length & 1)
+    return members
+
+
+def extract_deb_member(
+    deb: Path, members: tuple[str, ...], sink: Sink, ctx: FetchContext, label: str
+) -> None:
+    """Stream ``members[0]`` of the package's data.tar (then any nested members) into ``sink``."""
+    ar = _ar_members(deb)
+    data = sorted(n for n in ar if n.startswith("data.tar"))
+    if not data:
+        raise UnsafeArchiveError(deb.name, "data.tar", "the package has no data.tar member")
+    name = data[0]
+    if name.endswith(".zst"):
+        raise UnsafeArchiveError(deb.name, name, "zstd-compressed data.tar is not supported yet")
+    offset, length = ar[name]
+    tar_path = ctx.scratch("deb-data") / f"{deb.stem}.{name}"
+    with open(deb, "rb", buffering=0) as handle, FileSink(tar_path) as out:
+        handle.seek(offset)
+        copy_into(_Window(handle, length), out, label, ctx, length)
+    shown = f"{deb.name}!/{name}"
+    try:
+        tf = tarfile.open(tar_path, "r:*")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise UnsafeArchiveError(shown, members[0], f"not a readable tar: {exc}") from None
+    with tf:
+        handle, size = open_tar_member(tf, members[0], shown)
+        if len(members) == 1:
+            if sink.offset:
+                sink.restart()
+            copy_into(handle, sink, label, ctx, size)
+            return
+        nested = ctx.scratch("nested") / Path(members[0]).name
+        with FileSink(nested) as scratch:
+            copy_into(handle, scratch, label, ctx, size)
+    extract_chain(nested, members[1:], sink, ctx, label)
+
+
+class _Window:
+    """A read-only view of ``length`` bytes of an open file from its current position."""
+
+    def __init__(self, handle, length: int) -> None:
+        self._handle = handle
+        self._left = length
+
+    def readinto(self, buf: bytearray) -> int:
+        if self._left <= 0:
+            return 0
+        view = memoryview(buf)[: min(len(buf), self._left)]
+        n = self._handle.readinto(view)
+        self._left -= n
+        return n

@@ -1,0 +1,207 @@
+"""What a distro build runs: fetch what is missing, then check every published file, collect
+every finding, and only then decide."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .acquire import Pin, SourceCheck, check_sources, fetch_context, obtain
+from .core.digest import hash_stream
+from .core.recipe import Recipe
+from .core.safetensors import SafetensorsError, header_length, parse_layout
+from .errors import FetchError, IntegrityError
+from .sources import Progress
+from .store import Store
+
+
+@dataclass
+class FileReport:
+    """The verdict on one published file (or input) and everything said about it."""
+
+    path: str
+    sha256: str
+    size: int
+    format: str | None
+    role: str = "weights"
+    status: str = "ok"  # ok | failed
+    problem: str | None = None
+    store_path: str | None = None
+    source: str | None = None
+    notes: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    sources: list[SourceCheck] = field(default_factory=list)
+
+    def fail(self, problem: str) -> None:
+        self.status = "failed"
+        self.problem = problem if self.problem is None else f"{self.problem}; {problem}"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "path": self.path,
+            "role": self.role,
+            "sha256": self.sha256,
+            "size": self.size,
+            "status": self.status,
+            "store_path": self.store_path,
+            "source": self.source,
+            "notes": list(self.notes),
+        }
+        if self.format:
+            out["format"] = self.format
+        if self.problem:
+            out["problem"] = self.problem
+        if self.details:
+            out["details"] = self.details
+        if self.sources:
+            out["sources"] = [
+                {"source": s.source, "status": s.status, "detail": s.detail, "sha256": s.sha256}
+                for s in self.sources
+            ]
+        return out
+
+
+@dataclass
+class RecipeReport:
+    recipe: str
+    package: str
+    version: str
+    files: list[FileReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(f.status == "ok" for f in self.files)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "package": self.package,
+            "version": self.version,
+            "verdict": "verified" if self.ok else "failed",
+            "files": [f.to_json() for f in self.files],
+        }
+
+
+def check_entry(path: Path, pin: Pin, report: FileReport) -> None:
+    """Re-hash a store entry: the store is a cache, not an authority."""
+    size = path.stat().st_size
+    with open(path, "rb", buffering=0) as handle:
+        digest, _ = hash_stream(handle)
+    if size != pin.size:
+        report.fail(f"store entry {path} has {size} bytes, expected {pin.size}")
+    if digest != pin.sha256:
+        report.fail(f"store entry {path} was altered: sha256 expected {pin.sha256.hex}, got {digest.hex}")
+
+
+def check_safetensors(path: Path, report: FileReport) -> None:
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        try:
+            n = header_length(prefix, size)
+            layout = parse_layout(handle.read(n), size)
+        except SafetensorsError as exc:
+            for finding in exc.findings:
+                report.fail(f"safetensors: {finding}")
+            return
+    report.details["safetensors"] = {
+        "tensors": len(layout.tensors),
+        "header_bytes": layout.header_size,
+        "dtypes": sorted({t.dtype for t in layout.tensors}),
+    }
+
+
+def _pins(recipe: Recipe, with_inputs: bool) -> list[tuple[FileReport, Pin, Sequence[Any]]]:
+    out = []
+    for w in recipe.weights:
+        pin = Pin(w.path, w.sha256, w.size)
+        out.append((FileReport(w.path, w.sha256.hex, w.size, w.format), pin, w.sources))
+    if with_inputs:
+        for i in recipe.inputs:
+            if not i.available or i.sha256 is None or i.size is None:
+                continue
+            path = i.path or i.name
+            report = FileReport(path, i.sha256.hex, i.size, None, role=i.role)
+            out.append((report, Pin(path, i.sha256, i.size), i.sources))
+    return out
+
+
+def manifest_for(recipe: Recipe, files: Sequence[FileReport], store: Store) -> dict[str, Any]:
+    """The package's manifest: its files, and the inputs already in the store (kept from GC)."""
+    files = list(files)
+    listed = {(f.role, f.path) for f in files}
+    for report, pin, _ in _pins(recipe, with_inputs=True):
+        if (report.role, report.path) in listed:
+            continue
+        found = store.lookup(pin.sha256, pin.name)
+        if found is not None:
+            report.store_path = str(found)
+            files.append(report)
+    return {
+        "package": recipe.package.name,
+        "version": recipe.package.version,
+        "license": {"weights": recipe.license.weights, "upstream": recipe.license.upstream},
+        "files": [
+            {
+                "path": f.path,
+                "role": f.role,
+                "sha256": f.sha256,
+                "size": f.size,
+                **({"format": f.format} if f.format else {}),
+                "store_path": str(Path(f.store_path).relative_to(store.root)) if f.store_path else None,
+            }
+            for f in sorted(files, key=lambda f: (f.role, f.path))
+        ],
+    }
+
+
+def fetch_recipe(
+    recipe: Recipe,
+    store: Store,
+    *,
+    with_inputs: bool = False,
+    all_sources: bool = False,
+    check: bool = True,
+    progress: Progress | None = None,
+) -> RecipeReport:
+    """Fetch every published file (and inputs if asked) into the store and check each one."""
+    report = RecipeReport(recipe.origin, recipe.package.name, recipe.package.version)
+    with store.session(), fetch_context(recipe, progress) as ctx:
+        for file_report, pin, sources in _pins(recipe, with_inputs):
+            report.files.append(file_report)
+            try:
+                got = obtain(store, pin, sources, ctx)
+            except IntegrityError as exc:
+                file_report.fail(
+                    f"sha256 mismatch: expected {exc.expected}, got {exc.actual}"
+                    if exc.kind == "sha256"
+                    else f"size mismatch: expected {exc.expected}, got {exc.actual}"
+                )
+                continue
+            except FetchError as exc:
+                file_report.notes.extend(exc.attempts)
+                file_report.fail("no source delivered it")
+                continue
+            file_report.notes.extend(got.notes)
+            file_report.source = got.source or "store"
+            file_report.store_path = str(got.store_path)
+            if check:
+                if got.source is None:
+                    check_entry(got.store_path, pin, file_report)
+                if file_report.format == "safetensors" and file_report.status == "ok":
+                    check_safetensors(got.store_path, file_report)
+            if all_sources and len(sources) > 1:
+                file_report.sources = check_sources(pin, sources, ctx)
+                differing = [s for s in file_report.sources if s.status == "differs"]
+                for s in differing:
+                    file_report.fail(f"{s.source} delivers different bytes: {s.detail}")
+                compared = [s for s in file_report.sources if s.status != "unavailable"]
+                if len(compared) < 2:
+                    file_report.notes.append(
+                        f"only {len(compared)} of {len(sources)} sources could be compared"
+                    )
+        if report.ok:
+            store.write_manifest(recipe.id, manifest_for(recipe, report.files, store))
+    return report
