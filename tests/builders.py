@@ -1,0 +1,117 @@
+"""Build real artefacts for the tests: wheels (with nested zips), .debs (with dpkg-deb),
+and safetensors files."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import shutil
+import struct
+import subprocess
+import zipfile
+from pathlib import Path
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def zip_bytes(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def build_wheel(folder: Path, name: str, version: str, members: dict[str, bytes],
+                tag: str = "py3-none-any") -> Path:
+    """A valid wheel (METADATA, WHEEL, RECORD with hashes) holding ``members``."""
+    dist = f"{name.replace('-', '_')}-{version}"
+    info = f"{dist}.dist-info"
+    files = dict(members)
+    files[f"{info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    )
+    files[f"{info}/WHEEL"] = (
+        f"Wheel-Version: 1.0\nGenerator: weightpkg-tests\nRoot-Is-Purelib: true\nTag: {tag}\n".encode()
+    )
+    record = ""
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record += f"{path},sha256={digest},{len(data)}\n"
+    record += f"{info}/RECORD,,\n"
+    files[f"{info}/RECORD"] = record.encode()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{dist}-{tag}.whl"
+    path.write_bytes(zip_bytes(files))
+    return path
+
+
+def build_deb(folder: Path, package: str, version: str, files: dict[str, bytes]) -> Path:
+    """A real .deb built by dpkg-deb, holding ``files`` (paths relative to /)."""
+    if shutil.which("dpkg-deb") is None:
+        raise RuntimeError("dpkg-deb is not installed")
+    root = folder / f"{package}-root"
+    (root / "DEBIAN").mkdir(parents=True, exist_ok=True)
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: {package}\nVersion: {version}\nArchitecture: all\n"
+        "Maintainer: weightpkg tests <tests@weightpkg.invalid>\nDescription: test data\n"
+    )
+    for rel, data in files.items():
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    out = folder / f"{package}_{version}_all.deb"
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(out)],
+        check=True, capture_output=True,
+    )
+    return out
+
+
+def safetensors_bytes(tensors: dict[str, tuple[str, list[int], bytes]],
+                      metadata: dict[str, str] | None = None) -> bytes:
+    """A safetensors file from (dtype, shape, raw bytes) per name, laid out in name order."""
+    header: dict[str, object] = {}
+    offset = 0
+    blobs = []
+    for name in sorted(tensors):
+        dtype, shape, raw = tensors[name]
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+        offset += len(raw)
+        blobs.append(raw)
+    if metadata:
+        header["__metadata__"] = metadata
+    text = json.dumps(header, sort_keys=True).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(blobs)
+
+
+def recipe_text(weights: list[dict], *, name: str = "test-pkg", extra: str = "") -> str:
+    """A minimal valid recipe publishing ``weights`` (each: path, sha256, size, format, sources)."""
+    out = [
+        "schema = 1",
+        "[package]",
+        f'name = "{name}"',
+        'version = "1.0"',
+        'summary = "a test package"',
+        "[license]",
+        'weights = "MIT"',
+        'upstream = "MIT"',
+    ]
+    for w in weights:
+        out += [
+            "[[weights]]",
+            f'path = "{w["path"]}"',
+            f'sha256 = "{w["sha256"]}"',
+            f"size = {w['size']}",
+            f'format = "{w.get("format", "other")}"',
+        ]
+        for source in w["sources"]:
+            out.append("[[weights.sources]]")
+            for key, value in source.items():
+                out.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(out) + "\n" + extra

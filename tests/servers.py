@@ -1,0 +1,163 @@
+"""Real HTTP servers on 127.0.0.1 for the tests: static files with Range, and a PEP 503 index.
+
+Each server runs in a daemon thread on an ephemeral port; behaviour can be changed per path
+(``faults``) to drop a connection mid-body, ignore Range, or serve other bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+@dataclass
+class Fault:
+    """How to misbehave on one path: ``cut_after`` bytes then close; ``ignore_range``."""
+
+    cut_after: int | None = None
+    ignore_range: bool = False
+    times: int = 1_000_000  # how many requests misbehave before the path behaves again
+
+
+@dataclass
+class FileServer:
+    """Serves ``files`` (URL path → bytes) with HEAD, GET and single-range requests."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    faults: dict[str, Fault] = field(default_factory=dict)
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+    port: int = 0
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FileServer:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_HEAD(self) -> None:
+                self._serve(body=False)
+
+            def do_GET(self) -> None:
+                self._serve(body=True)
+
+            def _serve(self, body: bool) -> None:
+                path = self.path.split("?", 1)[0]
+                range_header = self.headers.get("Range")
+                owner.requests.append((self.command, path, range_header))
+                route = owner.route(path)
+                if route is not None:
+                    status, content_type, data = route
+                    self._send(status, data, content_type, body)
+                    return
+                data = owner.files.get(path)
+                if data is None:
+                    self._send(404, b"not found\n", "text/plain", body)
+                    return
+                fault = owner.faults.get(path)
+                if fault is not None and fault.times > 0:
+                    fault.times -= 1
+                else:
+                    fault = None
+                start = 0
+                match = re.fullmatch(r"bytes=(\d+)-", range_header or "")
+                if match and not (fault and fault.ignore_range):
+                    start = int(match.group(1))
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(data)}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(data) - start))
+                self.end_headers()
+                if not body:
+                    return
+                payload = data[start:]
+                if fault and fault.cut_after is not None:
+                    self.wfile.write(payload[: fault.cut_after])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(payload)
+
+            def _send(self, status: int, data: bytes, content_type: str, body: bool) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def route(self, path: str) -> tuple[int, str, bytes] | None:
+        """Dynamic pages (overridden by the index); None means 'serve from files'."""
+        return None
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass
+class SimpleIndex(FileServer):
+    """A PEP 503 simple index: ``/simple/<project>/`` lists wheels with their sha256 fragments."""
+
+    def add_wheel(self, path: Path) -> str:
+        data = path.read_bytes()
+        self.files[f"/files/{path.name}"] = data
+        return f"{self.url}/files/{path.name}"
+
+    def route(self, path: str) -> tuple[int, str, bytes] | None:
+        if not path.startswith("/simple"):
+            return None
+        projects: dict[str, list[str]] = {}
+        for url_path in self.files:
+            name = url_path.rsplit("/", 1)[-1]
+            if name.endswith(".whl"):
+                projects.setdefault(_normalize(name.split("-", 1)[0]), []).append(url_path)
+        parts = [p for p in path.split("/") if p]
+        if len(parts) == 1:
+            links = "".join(f'<a href="/simple/{p}/">{p}</a>\n' for p in sorted(projects))
+            return 200, "text/html", f"<!DOCTYPE html><html><body>\n{links}</body></html>".encode()
+        project = _normalize(parts[1])
+        if project not in projects:
+            return 404, "text/plain", b"no such project\n"
+        links = ""
+        for url_path in sorted(projects[project]):
+            digest = hashlib.sha256(self.files[url_path]).hexdigest()
+            name = html.escape(url_path.rsplit("/", 1)[-1])
+            links += f'<a href="{url_path}#sha256={digest}">{name}</a>\n'
+        return 200, "text/html", f"<!DOCTYPE html><html><body>\n{links}</body></html>".encode()
+
+
+Starter = Callable[..., FileServer]
