@@ -78,5 +78,5 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
 
 
 @pytest.fixture
-def cli():  # noqa: ANN201
+def cli():
     return run_cli

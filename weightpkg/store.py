@@ -163,9 +163,13 @@ class Ingest:
             self._open()
 
     def close(self) -> None:
+        """Release the partial; keep it only if it holds bytes worth resuming from."""
         if self._file is not None:
             self._file.close()
             self._file = None
+            if self._hasher.size == 0:
+                with contextlib.suppress(FileNotFoundError):
+                    self.partial.unlink()
 
 
 class Store:

@@ -1,0 +1,161 @@
+"""The store: only pinned bytes get in, atomically; partials resume; one writer per entry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from weightpkg.core.digest import Digest
+from weightpkg.errors import IntegrityError
+from weightpkg.store import Store, default_store_root, entry_name
+
+DATA = os.urandom(3 * (1 << 20) + 17)
+DIGEST = Digest(hashlib.sha256(DATA).digest())
+
+
+def add(store: Store, data: bytes, digest: Digest = DIGEST, size: int | None = None,
+        name: str = "w.bin") -> Path:
+    with store.ingest(digest, len(data) if size is None else size, name) as ingest:
+        if ingest.present:
+            return ingest.final
+        for start in range(ingest.offset, len(data), 1 << 20):
+            ingest.write(data[start : start + (1 << 20)])
+        return ingest.commit()
+
+
+def test_entry_is_named_like_a_nix_store_path(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    path = add(store, DATA)
+    assert path.name == f"{DIGEST.nix32}-w.bin"
+    assert path.parent == tmp_path / "entries"
+    assert path.read_bytes() == DATA
+    assert not os.access(path, os.W_OK) or os.geteuid() == 0
+    assert oct(path.stat().st_mode & 0o777) == "0o444"
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_entry_names_keep_only_store_path_characters() -> None:
+    digest = DIGEST
+    assert entry_name(digest, "my model (v2).bin") == f"{digest.nix32}-my_model__v2_.bin"
+    assert entry_name(digest, ".hidden") == f"{digest.nix32}-hidden"
+
+
+def test_wrong_bytes_never_enter_the_store(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    tampered = bytearray(DATA)
+    tampered[12345] ^= 1
+    with pytest.raises(IntegrityError) as caught:
+        add(store, bytes(tampered))
+    assert caught.value.expected == DIGEST.hex
+    assert caught.value.actual == hashlib.sha256(tampered).hexdigest()
+    assert list((tmp_path / "entries").iterdir()) == []
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_truncated_bytes_never_enter_the_store(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    with pytest.raises(IntegrityError, match="size mismatch: expected 3145745 bytes, got 3145744 bytes"):
+        add(store, DATA[:-1], size=len(DATA))
+    assert list((tmp_path / "entries").iterdir()) == []
+
+
+def test_a_partial_never_grows_past_the_pinned_size(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    with pytest.raises(IntegrityError, match="more than 10 bytes"):
+        add(store, DATA, size=10)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_interrupted_ingest_resumes_from_the_partial(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    half = len(DATA) // 2
+    with store.ingest(DIGEST, len(DATA), "w.bin") as ingest:
+        ingest.write(DATA[:half])  # then the process "dies": no commit
+    partial = tmp_path / "tmp" / f"{DIGEST.hex}.partial"
+    assert partial.stat().st_size == half
+    with store.ingest(DIGEST, len(DATA), "w.bin") as ingest:
+        assert ingest.offset == half
+        ingest.write(DATA[half:])
+        path = ingest.commit()
+    assert path.read_bytes() == DATA
+    assert not partial.exists()
+
+
+def test_present_entry_is_reported_present(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    add(store, DATA)
+    with store.ingest(DIGEST, len(DATA), "w.bin") as ingest:
+        assert ingest.present
+    assert store.lookup(DIGEST, "w.bin") == store.entry_path(DIGEST, "w.bin")
+    assert store.lookup(DIGEST, "other-name.bin") == store.entry_path(DIGEST, "w.bin")
+
+
+def _writer(root: str, barrier) -> str:
+    barrier.wait()
+    return str(add(Store(root), DATA))
+
+
+def test_concurrent_writers_end_with_one_intact_entry(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(4)
+        with ctx.Pool(4) as pool:
+            paths = pool.starmap(_writer, [(str(tmp_path), barrier)] * 4)
+    assert len(set(paths)) == 1
+    assert Path(paths[0]).read_bytes() == DATA
+    assert [p.name for p in (tmp_path / "entries").iterdir()] == [Path(paths[0]).name]
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_manifest_is_deterministic_json(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    first = store.write_manifest("pkg-1.0", {"b": 1, "a": {"z": 2, "y": [3]}})
+    text = first.read_text()
+    assert text == json.dumps({"a": {"y": [3], "z": 2}, "b": 1}, indent=2, sort_keys=True) + "\n"
+    again = store.write_manifest("pkg-1.0", {"a": {"y": [3], "z": 2}, "b": 1})
+    assert again.read_text() == text
+
+
+def test_check_finds_a_tampered_entry_and_repair_removes_it(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    path = add(store, DATA)
+    assert store.check() == []
+    path.chmod(0o644)
+    with open(path, "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"X")
+    problems = store.check()
+    assert len(problems) == 1
+    assert str(path) in problems[0] and "content changed" in problems[0]
+    assert store.repair() == [path]
+    assert store.check() == []
+
+
+def test_gc_keeps_what_manifests_refer_to(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    kept = add(store, DATA)
+    other = b"other bytes"
+    dropped = add(store, other, Digest(hashlib.sha256(other).digest()), name="o.bin")
+    store.write_manifest("pkg-1.0", {"files": [{"path": "w.bin", "store_path": f"entries/{kept.name}"}]})
+    (tmp_path / "tmp" / "abandoned.partial").write_bytes(b"x")
+    assert store.gc(dry_run=True) == [dropped, tmp_path / "tmp" / "abandoned.partial"]
+    assert dropped.exists()
+    store.gc()
+    assert kept.exists() and not dropped.exists()
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_default_root_follows_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("WEIGHTPKG_STORE", str(tmp_path / "explicit"))
+    assert default_store_root() == tmp_path / "explicit"
+    monkeypatch.delenv("WEIGHTPKG_STORE")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_store_root() == tmp_path / "xdg" / "weightpkg" / "store"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_store_root() == tmp_path / "home" / ".local" / "share" / "weightpkg" / "store"

@@ -1,0 +1,165 @@
+"""verify end to end through the real CLI: what a distro build sees."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from .builders import recipe_text, safetensors_bytes, sha256
+from .conftest import REPO
+
+DIGITS = REPO / "recipes" / "digits-mlp.toml"
+DIGITS_SHA = "fdd22cfea84802d7d8f2287afb8385e1440b2a3891ee11f905207791fc88078c"
+
+
+def local_recipe(folder: Path, data: bytes, *, name: str = "w.safetensors", pin: str | None = None,
+                 fmt: str = "safetensors") -> Path:
+    (folder / "files").mkdir(parents=True, exist_ok=True)
+    (folder / "files" / name).write_bytes(data)
+    recipe = folder / "pkg.toml"
+    recipe.write_text(recipe_text([{
+        "path": name, "sha256": pin or sha256(data), "size": len(data), "format": fmt,
+        "sources": [{"kind": "path", "path": f"files/{name}"}],
+    }]))
+    return recipe
+
+
+def tensors() -> bytes:
+    return safetensors_bytes({
+        "a": ("F32", [2, 2], bytes(16)),
+        "b": ("I64", [3], bytes(24)),
+        "empty": ("F16", [0, 4], b""),
+    }, metadata={"format": "pt"})
+
+
+def test_shipped_digits_recipe_verifies_offline(store_root: Path, cli) -> None:
+    done = cli("--store", str(store_root), "verify", str(DIGITS))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{DIGITS}: digits-mlp.safetensors: ok (sha256 fdd22cfea848…, 19528 bytes, safetensors, "
+        "4 tensors; from source 1 (path digits-mlp/digits-mlp.safetensors))",
+        f"{DIGITS}: verified: digits-mlp 1.0.0 (1 file)",
+    ]
+    entry = store_root / "entries"
+    assert [p.name.split("-", 1)[1] for p in entry.iterdir()] == ["digits-mlp.safetensors"]
+    manifest = json.loads((store_root / "packages" / "digits-mlp-1.0.0.json").read_text())
+    assert manifest["files"][0]["sha256"] == DIGITS_SHA
+    again = cli("--store", str(store_root), "verify", str(DIGITS))
+    assert again.returncode == 0
+    assert "in the store" in again.stdout
+
+
+def test_wrong_sha256_fails_naming_file_expected_and_actual(tmp_path: Path, store_root: Path,
+                                                            cli) -> None:
+    data = tensors()
+    wrong = "0" * 64
+    recipe = local_recipe(tmp_path, data, pin=wrong)
+    done = cli("--store", str(store_root), "verify", str(recipe))
+    assert done.returncode == 1
+    line = f"{recipe}: w.safetensors: FAILED: sha256 mismatch: expected {wrong}, got {sha256(data)}"
+    assert line in done.stdout.splitlines()
+    assert f"{recipe}: FAILED: test-pkg 1.0 (1 of 1 file failed)" in done.stdout
+    assert list((store_root / "entries").iterdir()) == []
+    assert list((store_root / "tmp").iterdir()) == []
+    assert not (store_root / "packages" / "test-pkg-1.0.json").exists()
+
+
+def test_tampered_store_entry_fails_verify_and_names_it(tmp_path: Path, store_root: Path,
+                                                       cli) -> None:
+    recipe = local_recipe(tmp_path, tensors())
+    assert cli("--store", str(store_root), "fetch", str(recipe)).returncode == 0
+    [entry] = (store_root / "entries").iterdir()
+    entry.chmod(0o644)
+    raw = bytearray(entry.read_bytes())
+    raw[-1] ^= 0xFF
+    entry.write_bytes(bytes(raw))
+    done = cli("--store", str(store_root), "verify", str(recipe))
+    assert done.returncode == 1
+    assert f"{recipe}: w.safetensors: FAILED: store entry {entry} was altered" in done.stdout
+    checked = cli("--store", str(store_root), "store", "verify")
+    assert checked.returncode == 1
+    assert f"{entry}: content changed" in checked.stderr
+    repaired = cli("--store", str(store_root), "store", "verify", "--repair")
+    assert f"removed {entry}" in repaired.stdout
+    assert cli("--store", str(store_root), "verify", str(recipe)).returncode == 0
+
+
+def test_malformed_safetensors_is_a_finding(tmp_path: Path, store_root: Path, cli) -> None:
+    data = tensors() + b"trailing"
+    recipe = local_recipe(tmp_path, data)
+    done = cli("--store", str(store_root), "verify", str(recipe))
+    assert done.returncode == 1
+    assert "FAILED: safetensors: 8 trailing bytes after the last tensor" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_json_report_is_deterministic(tmp_path: Path, store_root: Path, cli) -> None:
+    recipe = local_recipe(tmp_path, tensors())
+    first = cli("--store", str(store_root), "verify", "--json", str(recipe))
+    shutil.rmtree(store_root)
+    second = cli("--store", str(store_root), "verify", "--json", str(recipe))
+    assert first.returncode == second.returncode == 0
+    assert first.stdout == second.stdout
+    report = json.loads(first.stdout)
+    assert report["verdict"] == "verified"
+    [file_report] = report["recipes"][0]["files"]
+    assert file_report["details"]["safetensors"] == {"dtypes": ["F16", "F32", "I64"], "header_bytes":
+                                                     file_report["details"]["safetensors"]["header_bytes"],
+                                                     "tensors": 3}
+    assert first.stdout == json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def test_missing_source_file_fails_with_reason(tmp_path: Path, store_root: Path, cli) -> None:
+    recipe = local_recipe(tmp_path, tensors())
+    (tmp_path / "files" / "w.safetensors").unlink()
+    done = cli("--store", str(store_root), "verify", str(recipe))
+    assert done.returncode == 1
+    assert f"{recipe}: w.safetensors: note: source 1 (path files/w.safetensors): path files/w.safetensors: " \
+           f"no such file: {(tmp_path / 'files' / 'w.safetensors').resolve()}" in done.stdout
+    assert f"{recipe}: w.safetensors: FAILED: no source delivered it" in done.stdout
+
+
+def test_symlink_escaping_the_recipe_folder_is_refused(tmp_path: Path, store_root: Path,
+                                                       cli) -> None:
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"secret")
+    folder = tmp_path / "r"
+    recipe = local_recipe(folder, b"secret", fmt="other")
+    (folder / "files" / "w.safetensors").unlink()
+    (folder / "files" / "w.safetensors").symlink_to(outside)
+    done = cli("--store", str(store_root), "verify", str(recipe))
+    assert done.returncode == 1
+    assert "outside the recipe's folder" in done.stdout
+    assert list((store_root / "entries").iterdir()) == []
+
+
+def test_store_commands(tmp_path: Path, store_root: Path, cli) -> None:
+    recipe = local_recipe(tmp_path, tensors())
+    assert cli("--store", str(store_root), "store", "path").stdout.strip() == str(store_root)
+    missing = cli("--store", str(store_root), "store", "path", str(recipe))
+    assert missing.returncode == 1 and "w.safetensors: not in the store" in missing.stderr
+    assert cli("--store", str(store_root), "fetch", str(recipe)).returncode == 0
+    [entry] = (store_root / "entries").iterdir()
+    assert cli("--store", str(store_root), "store", "path", str(recipe)).stdout.strip() == str(entry)
+    listing = json.loads(cli("--store", str(store_root), "store", "ls", "--json").stdout)
+    assert listing["packages"] == ["test-pkg-1.0"]
+    assert listing["entries"][0]["name"] == entry.name
+    assert cli("--store", str(store_root), "store", "gc").stdout.strip() == "0 path(s) removed"
+    (store_root / "packages" / "test-pkg-1.0.json").unlink()
+    gc = cli("--store", str(store_root), "store", "gc")
+    assert f"removed {entry}" in gc.stdout
+    assert not entry.exists()
+
+
+def test_env_variable_chooses_the_store(tmp_path: Path, cli) -> None:
+    recipe = local_recipe(tmp_path, tensors())
+    done = cli("fetch", str(recipe), env={"WEIGHTPKG_STORE": str(tmp_path / "via-env")})
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "via-env" / "entries").iterdir())) == 1
+
+
+def test_verify_of_an_empty_folder_is_a_usage_error(tmp_path: Path, cli) -> None:
+    done = cli("verify", str(tmp_path))
+    assert done.returncode == 2
+    assert f"{tmp_path}: no recipes (*.toml) in this folder" in done.stderr
