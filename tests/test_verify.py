@@ -115,7 +115,7 @@ def test_missing_source_file_fails_with_reason(tmp_path: Path, store_root: Path,
     (tmp_path / "files" / "w.safetensors").unlink()
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 1
-    assert f"{recipe}: w.safetensors: note: source 1 (path files/w.safetensors): path files/w.safetensors: " \
+    assert f"{recipe}: w.safetensors: note: source 1 (path files/w.safetensors): " \
            f"no such file: {(tmp_path / 'files' / 'w.safetensors').resolve()}" in done.stdout
     assert f"{recipe}: w.safetensors: FAILED: no source delivered it" in done.stdout
 

@@ -41,6 +41,9 @@ class Obtained:
 
 
 def failure_reason(exc: Exception) -> str:
+    """Why a candidate failed, without repeating what the candidate's label already says."""
+    if isinstance(exc, FetchError) and exc.attempts:
+        return "; ".join(exc.attempts)
     return str(exc)
 
 
@@ -65,22 +68,31 @@ def obtain(store: Store, pin: Pin, sources: Sequence[Source], ctx: FetchContext)
         return Obtained(path, None)
     notes: list[str] = []
     integrity: list[IntegrityError] = []
+    failed = 0
     with store.ingest(pin.sha256, pin.size, pin.name) as ingest:
         if ingest.present:
             return Obtained(ingest.final, None)
         for number, source in enumerate(sources, start=1):
             for candidate in candidates(source, ctx):
-                try:
-                    candidate.fetch(ingest)
-                    path = ingest.commit()
-                except CANDIDATE_FAILURES as exc:
-                    if isinstance(exc, IntegrityError):
-                        integrity.append(exc)
-                    notes.append(f"source {number} ({candidate.label}): {failure_reason(exc)}")
-                    ingest.reopen()
-                    continue
-                return Obtained(path, f"source {number} ({candidate.label})", notes)
-    if integrity and len(integrity) == len(notes):
+                label = f"source {number} ({candidate.label})"
+                for fresh_start in (False, True):
+                    resumed = ingest.offset > 0
+                    try:
+                        candidate.fetch(ingest)
+                        path = ingest.commit()
+                    except CANDIDATE_FAILURES as exc:
+                        ingest.reopen()
+                        if isinstance(exc, IntegrityError) and resumed and not fresh_start:
+                            # The bytes kept from an earlier attempt may be what was wrong.
+                            notes.append(f"{label}: resumed bytes did not match; starting over")
+                            continue
+                        if isinstance(exc, IntegrityError):
+                            integrity.append(exc)
+                        notes.append(f"{label}: {failure_reason(exc)}")
+                        failed += 1
+                        break
+                    return Obtained(path, label, notes)
+    if integrity and len(integrity) == failed:
         last = integrity[-1]
         raise IntegrityError(pin.path, expected=last.expected, actual=last.actual, kind=last.kind)
     raise FetchError(f"{pin.path}: no source delivered it", notes)

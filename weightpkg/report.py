@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .verification import FileReport, RecipeReport
+if TYPE_CHECKING:
+    from .verification import FileReport, RecipeReport
 
 
 def to_json(value: Any) -> str:
