@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import shutil
+import stat
 import struct
 import subprocess
 import zipfile
@@ -115,3 +116,46 @@ def recipe_text(weights: list[dict], *, name: str = "test-pkg", extra: str = "")
             for key, value in source.items():
                 out.append(f"{key} = {json.dumps(value)}")
     return "\n".join(out) + "\n" + extra
+
+
+def write_recipe(folder: Path, weights: list[dict], *, file: str = "pkg.toml", extra: str = "") -> Path:
+    """``recipe_text(weights)`` written to ``folder/file``; returns the recipe's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / file
+    path.write_text(recipe_text(weights, extra=extra))
+    return path
+
+
+def pinned(path: str, data: bytes, sources: list[dict], fmt: str = "other") -> dict:
+    """One ``[[weights]]`` entry for recipe_text, pinned to ``data``."""
+    return {"path": path, "sha256": sha256(data), "size": len(data), "format": fmt, "sources": sources}
+
+
+SYMLINK_ATTR = (stat.S_IFLNK | 0o777) << 16
+
+
+def patch_zip_member(path: Path, member: str, *, external_attr: int | None = None,
+                     flag_bits: int | None = None) -> None:
+    """Rewrite one member's external attributes and/or general-purpose flags in place, in both
+    its local header and the central directory (zipfile itself resets flag_bits when writing)."""
+    data = bytearray(path.read_bytes())
+    end = data.rfind(b"PK\x05\x06")
+    count = struct.unpack_from("<H", data, end + 10)[0]
+    position = struct.unpack_from("<I", data, end + 16)[0]
+    found = False
+    for _ in range(count):
+        assert data[position:position + 4] == b"PK\x01\x02", "not a central directory entry"
+        name_len, extra_len, comment_len = struct.unpack_from("<HHH", data, position + 28)
+        name = bytes(data[position + 46:position + 46 + name_len]).decode()
+        if name == member:
+            found = True
+            local = struct.unpack_from("<I", data, position + 42)[0]
+            if flag_bits is not None:
+                struct.pack_into("<H", data, position + 8, flag_bits)
+                struct.pack_into("<H", data, local + 6, flag_bits)
+            if external_attr is not None:
+                struct.pack_into("<I", data, position + 38, external_attr)
+        position += 46 + name_len + extra_len + comment_len
+    if not found:
+        raise KeyError(member)
+    path.write_bytes(bytes(data))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -158,6 +159,13 @@ class SimpleIndex(FileServer):
             name = html.escape(url_path.rsplit("/", 1)[-1])
             links += f'<a href="{url_path}#sha256={digest}">{name}</a>\n'
         return 200, "text/html", f"<!DOCTYPE html><html><body>\n{links}</body></html>".encode()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound for a moment, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 Starter = Callable[..., FileServer]

@@ -82,11 +82,14 @@ def obtain(store: Store, pin: Pin, sources: Sequence[Source], ctx: FetchContext)
                         path = ingest.commit()
                     except CANDIDATE_FAILURES as exc:
                         ingest.reopen()
-                        if isinstance(exc, IntegrityError) and resumed and not fresh_start:
+                        # Only the pinned file's own mismatch counts here; an outer archive's
+                        # (wheel, .deb) is that candidate's failure like any other.
+                        wrong_bytes = isinstance(exc, IntegrityError) and exc.what == ingest.name
+                        if wrong_bytes and resumed and not fresh_start:
                             # The bytes kept from an earlier attempt may be what was wrong.
                             notes.append(f"{label}: resumed bytes did not match; starting over")
                             continue
-                        if isinstance(exc, IntegrityError):
+                        if wrong_bytes:
                             integrity.append(exc)
                         notes.append(f"{label}: {failure_reason(exc)}")
                         failed += 1

@@ -35,6 +35,7 @@ def download(url: str, sink: Sink, ctx: FetchContext) -> None:
         _copy_file_url(url, sink, ctx)
         return
     import requests
+    import urllib3
 
     attempts = 0
     failures: list[str] = []
@@ -64,7 +65,13 @@ def download(url: str, sink: Sink, ctx: FetchContext) -> None:
             failures.append(f"timed out ({_reason(exc)})")
         except requests.exceptions.TooManyRedirects:
             raise FetchError(url, ["too many redirects"]) from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            failures.append(f"timed out ({_reason(exc)})")
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+            urllib3.exceptions.HTTPError,
+        ) as exc:
             failures.append(_reason(exc))
         except requests.exceptions.RequestException as exc:
             raise FetchError(url, [_reason(exc)]) from None
@@ -100,7 +107,9 @@ def _receive(url: str, response, sink: Sink, start: int, ctx: FetchContext) -> i
             sink.restart()  # the server ignored Range: take the whole body again
         total = int(length) if length and length.isdigit() else None
     label = f"url {url}"
-    for chunk in response.iter_content(chunk_size=CHUNK_SIZE):
+    # Read the raw stream (we asked for identity encoding): urllib3 hands over what arrived
+    # before a dropped connection, where iter_content would lose up to a whole chunk.
+    for chunk in response.raw.stream(CHUNK_SIZE, decode_content=False):
         if chunk:
             sink.write(chunk)
             ctx.report(label, sink.offset, total)
