@@ -57,8 +57,8 @@ def fetch_context(recipe: Recipe, progress: Progress | None = None) -> Iterator[
 def obtain(store: Store, pin: Pin, sources: Sequence[Source], ctx: FetchContext) -> Obtained:
     """The store entry for ``pin``, fetching it from the first source that delivers it.
 
-    Every failed candidate is recorded in the notes; if all fail, FetchError lists them all, or
-    IntegrityError when every candidate that delivered bytes delivered the wrong ones.
+    Every failed candidate is recorded in the notes. If none delivers, IntegrityError when some
+    delivered wrong bytes (with the other failures as its notes), else FetchError listing all.
     """
     existing = store.lookup(pin.sha256, pin.name)
     if existing is not None:
@@ -68,7 +68,6 @@ def obtain(store: Store, pin: Pin, sources: Sequence[Source], ctx: FetchContext)
         return Obtained(path, None)
     notes: list[str] = []
     integrity: list[IntegrityError] = []
-    failed = 0
     with store.ingest(pin.sha256, pin.size, pin.name) as ingest:
         if ingest.present:
             return Obtained(ingest.final, None)
@@ -92,12 +91,15 @@ def obtain(store: Store, pin: Pin, sources: Sequence[Source], ctx: FetchContext)
                         if wrong_bytes:
                             integrity.append(exc)
                         notes.append(f"{label}: {failure_reason(exc)}")
-                        failed += 1
                         break
                     return Obtained(path, label, notes)
-    if integrity and len(integrity) == failed:
+    if integrity:
+        # Wrong bytes are the finding that matters; the other failures travel along.
         last = integrity[-1]
-        raise IntegrityError(pin.path, expected=last.expected, actual=last.actual, kind=last.kind)
+        others = [n for n in notes if not n.endswith(failure_reason(last))]
+        raise IntegrityError(
+            pin.path, expected=last.expected, actual=last.actual, kind=last.kind, notes=others
+        )
     raise FetchError(f"{pin.path}: no source delivered it", notes)
 
 

@@ -93,10 +93,12 @@ def lint(recipes: tuple[str, ...]) -> None:
         problems = weightpkg.lint(recipes)
         for problem in problems:
             click.echo(str(problem), err=True)
+        failing = {p.file for p in problems}
+        for path in weightpkg.find_recipes(recipes):
+            if str(path) not in failing:
+                click.echo(f"{path}: ok")
         if problems:
             sys.exit(2)
-        for path in weightpkg.find_recipes(recipes):
-            click.echo(f"{path}: ok")
 
 
 @cli.command("hash")

@@ -58,11 +58,14 @@ class IntegrityError(WeightpkgError):
 
     exit_code = 1
 
-    def __init__(self, what: str, *, expected: str, actual: str, kind: str = "sha256") -> None:
+    def __init__(
+        self, what: str, *, expected: str, actual: str, kind: str = "sha256", notes: Iterable[str] = ()
+    ) -> None:
         self.what = what
         self.kind = kind
         self.expected = expected
         self.actual = actual
+        self.notes = tuple(notes)
         super().__init__(f"{what}: {kind} mismatch: expected {expected}, got {actual}")
 
 

@@ -174,6 +174,7 @@ def fetch_recipe(
             try:
                 got = obtain(store, pin, sources, ctx)
             except IntegrityError as exc:
+                file_report.notes.extend(exc.notes)
                 file_report.fail(
                     f"sha256 mismatch: expected {exc.expected}, got {exc.actual}"
                     if exc.kind == "sha256"

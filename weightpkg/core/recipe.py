@@ -6,6 +6,7 @@ The schema checks shape (types, required and unknown keys, patterns); this modul
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -232,6 +233,11 @@ def unsafe_relpath(path: str) -> str | None:
         return "is absolute; it must be relative"
     if ".." in PurePosixPath(path).parts:
         return "contains '..' and would escape its folder"
+    normal = posixpath.normpath(path)
+    if normal == ".":
+        return "names the folder itself, not a file"
+    if normal != path:
+        return f"is not in normal form; write {normal!r}"
     return None
 
 
@@ -261,6 +267,12 @@ def _semantic_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
                     key = [*at, "member"] if isinstance(member, str) else [*at, "member", k]
                     check_relpath(key, m)
 
+    def check_integer(where: Sequence[PathPart], value: Any) -> None:
+        # JSON Schema counts 1.0 as an integer; TOML keeps them apart, and so do we.
+        if isinstance(value, float):
+            out.append((render(where), f"expected an integer, got a float {value!r}"))
+
+    check_integer(["schema"], data.get("schema"))
     license_table = data.get("license")
     if isinstance(license_table, Mapping):
         for key in ("weights", "upstream", "data", "code"):
@@ -271,6 +283,7 @@ def _semantic_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     for i, weight in each("weights"):
         path = weight.get("path")
         check_relpath(["weights", i, "path"], path)
+        check_integer(["weights", i, "size"], weight.get("size"))
         if isinstance(path, str):
             if path in seen_paths:
                 out.append(
@@ -284,6 +297,7 @@ def _semantic_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         check_sources(["weights", i], weight)
 
     seen_inputs: dict[str, int] = {}
+    seen_input_paths: dict[str, int] = {}
     for i, item in each("inputs"):
         name = item.get("name")
         if isinstance(name, str):
@@ -297,6 +311,29 @@ def _semantic_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
             else:
                 seen_inputs[name] = i
         check_relpath(["inputs", i, "path"], item.get("path"))
+        check_integer(["inputs", i, "size"], item.get("size"))
+        input_path = item.get("path")
+        if isinstance(input_path, str):
+            if input_path in seen_input_paths:
+                out.append(
+                    (
+                        render(["inputs", i, "path"]),
+                        f"duplicate input path {input_path!r} (also inputs[{seen_input_paths[input_path]}])",
+                    )
+                )
+            else:
+                seen_input_paths[input_path] = i
+        if item.get("available") is True and "unavailable-reason" in item:
+            out.append(
+                (render(["inputs", i, "unavailable-reason"]), "an available input has no unavailable-reason")
+            )
+        if item.get("available") is False and item.get("sources"):
+            out.append(
+                (
+                    render(["inputs", i, "sources"]),
+                    "an unavailable input cannot have sources; set available = true or remove them",
+                )
+            )
         if (why := license_problem(item.get("license"))) is not None:
             out.append((render(["inputs", i, "license"]), why))
         if item.get("available") is True and item.get("sources") == []:
@@ -341,6 +378,15 @@ def license_problem(expression: Any) -> str | None:
     except InvalidLicenseExpression as exc:
         return f"not an SPDX licence expression: {exc} (use LicenseRef-… for others)"
     return None
+
+
+def canonical_license(expression: str | None) -> str | None:
+    """SPDX's spelling of a checked expression ('mit' → 'MIT')."""
+    if expression is None:
+        return None
+    from packaging.licenses import canonicalize_license_expression
+
+    return str(canonicalize_license_expression(expression))
 
 
 def _members(value: str | list[str]) -> tuple[str, ...]:
@@ -393,7 +439,7 @@ def _build(data: Mapping[str, Any], origin: str) -> Recipe:
             path=i.get("path"),
             sha256=Digest.from_hex(i["sha256"]) if "sha256" in i else None,
             size=i.get("size"),
-            license=i.get("license"),
+            license=canonical_license(i.get("license")),
             unavailable_reason=i.get("unavailable-reason"),
             sources=tuple(_source(s) for s in i.get("sources", ())),
         )
@@ -447,10 +493,10 @@ def _build(data: Mapping[str, Any], origin: str) -> Recipe:
             authors=tuple(pkg.get("authors", ())),
         ),
         license=Licenses(
-            weights=lic["weights"],
-            upstream=lic["upstream"],
-            data=lic.get("data"),
-            code=lic.get("code"),
+            weights=canonical_license(lic["weights"]),
+            upstream=canonical_license(lic["upstream"]),
+            data=canonical_license(lic.get("data")),
+            code=canonical_license(lic.get("code")),
             notes=lic.get("notes"),
         ),
         weights=weights,
