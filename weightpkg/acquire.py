@@ -67,7 +67,7 @@ def obtain(store: Store, pin: Pin, sources: Sequence[Source], ctx: FetchContext)
             path = store.add_alias(existing, pin.sha256, pin.name)
         return Obtained(path, None)
     notes: list[str] = []
-    integrity: list[IntegrityError] = []
+    integrity: list[tuple[int, IntegrityError]] = []  # (index of its note, error)
     with store.ingest(pin.sha256, pin.size, pin.name) as ingest:
         if ingest.present:
             return Obtained(ingest.final, None)
@@ -89,14 +89,14 @@ def obtain(store: Store, pin: Pin, sources: Sequence[Source], ctx: FetchContext)
                             notes.append(f"{label}: resumed bytes did not match; starting over")
                             continue
                         if wrong_bytes:
-                            integrity.append(exc)
+                            integrity.append((len(notes), exc))
                         notes.append(f"{label}: {failure_reason(exc)}")
                         break
                     return Obtained(path, label, notes)
     if integrity:
         # Wrong bytes are the finding that matters; the other failures travel along.
-        last = integrity[-1]
-        others = [n for n in notes if not n.endswith(failure_reason(last))]
+        index, last = integrity[-1]
+        others = notes[:index] + notes[index + 1 :]
         raise IntegrityError(
             pin.path, expected=last.expected, actual=last.actual, kind=last.kind, notes=others
         )
