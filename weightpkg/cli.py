@@ -113,8 +113,6 @@ def lint(recipes: tuple[str, ...]) -> None:
 )
 def hash_command(files: tuple[str, ...], as_json: bool, form: str) -> None:
     """sha256 of files in hex, Nix/Guix base32 and SRI form."""
-    from weightpkg.report import to_json
-
     with _errors_to_exit():
         results = []
         for name in files:
@@ -123,6 +121,8 @@ def hash_command(files: tuple[str, ...], as_json: bool, form: str) -> None:
                 {"file": name, "size": size, "sha256": digest.hex, "nix32": digest.nix32, "sri": digest.sri}
             )
         if as_json:
+            from weightpkg.report import to_json
+
             click.echo(to_json(results))
             return
         for r in results:

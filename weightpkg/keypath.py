@@ -17,6 +17,6 @@ def render(parts: Iterable[PathPart]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            text = part if _BARE.fullmatch(part) else json.dumps(part)
+            text = part if _BARE.fullmatch(part) else json.dumps(part, ensure_ascii=False)
             out += f".{text}" if out else text
     return out

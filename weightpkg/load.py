@@ -69,6 +69,8 @@ def read_recipe(path: str | Path) -> LoadedRecipe:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError([_toml_problem(shown, text, exc)]) from None
+    except RecursionError:
+        raise RecipeError([Problem(shown, "", "TOML nested too deeply to read")]) from None
     try:
         lines = locate_keys(text)
     except Exception:
@@ -91,6 +93,9 @@ def _toml_problem(shown: str, text: str, exc: Exception) -> Problem:
 # --- the line scanner -------------------------------------------------------------------------
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+# A date-time may hold a space between date and time; other scalars end at space or comma.
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?")
+_SCALAR = re.compile(r"[^,\]}\s#]+")
 
 
 class _Scanner:
@@ -146,24 +151,38 @@ class _Scanner:
             self.advance()
 
     def string_value(self) -> str:
+        """Skip a string of any of TOML's four kinds and return its value (keys need it)."""
         quote = self.peek()
-        if self.peek(3) == quote * 3:
-            self.advance(3)
-            end = self.text.find(quote * 3, self.pos)
-            while self.text[end + 3 : end + 4] == quote:  # up to two quotes may close the string
-                end += 1
-            value = self.text[self.pos : end]
-            self.advance(end + 3 - self.pos)
-            return value
-        self.advance()
-        start = self.pos
-        while self.peek() != quote:
-            if quote == '"' and self.peek() == "\\":
+        start_pos = self.pos
+        multi = self.peek(3) == quote * 3
+        self.advance(3 if multi else 1)
+        end_text = len(self.text)
+        while True:
+            if self.pos >= end_text:
+                raise ValueError("unterminated string")
+            ch = self.text[self.pos]
+            if quote == '"' and ch == "\\":
+                self.advance(2)
+                continue
+            if not multi and ch == "\n":
+                raise ValueError("newline in a single-line string")
+            if multi and self.peek(3) == quote * 3:
+                # Up to two more quotes belong to the content: """a"""" closes after a".
+                extra = 0
+                while extra < 2 and self.text[self.pos + 3 + extra : self.pos + 4 + extra] == quote:
+                    extra += 1
+                self.advance(3 + extra)
+                break
+            if not multi and ch == quote:
                 self.advance()
+                break
             self.advance()
-        value = self.text[start : self.pos]
-        self.advance()
-        return value
+        raw = self.text[start_pos : self.pos]
+        if quote == "'":
+            return raw[3:-3] if multi else raw[1:-1]
+        if "\\" not in raw:
+            return raw[3:-3] if multi else raw[1:-1]
+        return str(tomllib.loads(f"k = {raw}")["k"])
 
     def value(self, path: list[PathPart]) -> None:
         ch = self.peek()
@@ -195,7 +214,7 @@ class _Scanner:
                 if self.peek() == ",":
                     self.advance()
         else:
-            match = re.compile(r"[^,\]}\s#]+").match(self.text, self.pos)
+            match = _DATETIME.match(self.text, self.pos) or _SCALAR.match(self.text, self.pos)
             if not match:
                 raise ValueError("value expected")
             self.advance(match.end() - self.pos)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .core.digest import CHUNK_SIZE, Digest, StreamHasher, hash_stream, nix32_decode
+from .core.digest import Digest, StreamHasher, chunk_buffer, hash_stream, nix32_decode
 from .errors import IntegrityError, StoreError
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9+._?=-]")
@@ -92,7 +92,7 @@ class Ingest:
         if os.fstat(self._file.fileno()).st_size > self.expected_size:
             self._file.truncate(0)
         digest_bytes = StreamHasher()
-        buf = bytearray(CHUNK_SIZE)
+        buf = chunk_buffer()
         view = memoryview(buf)
         while n := self._file.readinto(buf):
             digest_bytes.update(view[:n])

@@ -6,6 +6,7 @@ here each becomes a key path plus a sentence that says what is expected.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import functools
 import json
@@ -58,6 +59,12 @@ def _validator() -> Any:
 
 
 def _toml_type(value: Any) -> str:
+    if isinstance(value, datetime.datetime):
+        return "a date-time" if value.tzinfo else "a local date-time"
+    if isinstance(value, datetime.date):
+        return "a local date"
+    if isinstance(value, datetime.time):
+        return "a local time"
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int):
@@ -74,7 +81,17 @@ def _toml_type(value: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    """The value as TOML would show it, cut to a readable length."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        text = "{" + ", ".join(f"{k} = {_short(v)}" for k, v in value.items()) + "}"
+    elif isinstance(value, list):
+        text = "[" + ", ".join(_short(v) for v in value) + "]"
+    else:  # strings as TOML literal strings ('abc'), numbers as written
+        text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -133,6 +150,8 @@ def _describe(error: Any) -> Iterator[tuple[str, str]]:
         yield where, "must not be empty" if error.validator_value == 1 else error.message
     elif kind == "minLength":
         yield where, "must not be empty"
+    elif kind == "maxLength":
+        yield where, f"must be at most {error.validator_value} characters, got {len(instance)}"
     elif kind == "minimum":
         yield where, f"must be at least {error.validator_value}, got {_short(instance)}"
     elif kind == "oneOf" and path and path[-1] == "member":

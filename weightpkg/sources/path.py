@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core.digest import CHUNK_SIZE
+from ..core.digest import chunk_buffer
 from ..core.recipe import PathSource, unsafe_relpath
 from ..errors import FetchError
 from . import Candidate, FetchContext, Sink
@@ -23,7 +23,7 @@ def resolve_inside(base: Path, relative: str) -> Path:
 
 def copy_into(handle: object, sink: Sink, label: str, ctx: FetchContext, total: int | None) -> None:
     """Stream a binary file object into ``sink`` through one reused buffer."""
-    buf = bytearray(CHUNK_SIZE)
+    buf = chunk_buffer()
     view = memoryview(buf)
     readinto = handle.readinto  # type: ignore[attr-defined]
     while n := readinto(buf):
