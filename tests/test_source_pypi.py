@@ -252,3 +252,22 @@ def test_wheel_field_selects_a_platform_wheel_through_pip_options(tmp_path: Path
     assert entry_bytes(store_root) == {"model.safetensors": MODEL}
     fetched = [path for _, path, _ in index.requests if path.startswith("/files/")]
     assert fetched == [f"/files/{binary.name}"]
+
+
+def native_tag() -> str:
+    """The most specific tag this interpreter installs: pip prefers it over a pure wheel."""
+    return str(next(iter(sys_tags())))
+
+
+def test_wheel_field_selects_the_pure_wheel_over_a_native_one(tmp_path: Path, store_root: Path,
+                                                              index: SimpleIndex, cli) -> None:
+    # Both wheels are 1.0; left to itself pip would take the native one on this machine.
+    pure = serve_wheel(index, tmp_path / "wheels", "wpt-pure", {"pkg/model.safetensors": MODEL})
+    serve_wheel(index, tmp_path / "wheels", "wpt-pure", {"pkg/model.safetensors": NESTED}, tag=native_tag())
+    source = pypi(pure, "pkg/model.safetensors", wheel=pure.name)
+    recipe = write_recipe(tmp_path, [pinned("model.safetensors", MODEL, [source], "safetensors")])
+    done = cli("--store", str(store_root), "verify", str(recipe))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert entry_bytes(store_root) == {"model.safetensors": MODEL}
+    fetched = [path for _, path, _ in index.requests if path.startswith("/files/")]
+    assert fetched == [f"/files/{pure.name}"]

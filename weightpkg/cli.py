@@ -30,17 +30,13 @@ def _errors_to_exit() -> Iterator[None]:
     try:
         yield
     except WeightpkgError as exc:
+        # Every message already begins with the file or thing it is about.
         for line in str(exc).splitlines() or [type(exc).__name__]:
-            click.echo(f"weightpkg: {line}" if not _starts_with_file(line) else line, err=True)
+            click.echo(line, err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("weightpkg: interrupted; partial downloads are kept and resume next time", err=True)
         sys.exit(130)
-
-
-def _starts_with_file(line: str) -> bool:
-    head = line.split(":", 1)[0]
-    return "/" in head or head.endswith(".toml")
 
 
 class _Progress:

@@ -33,7 +33,8 @@ def tag_options(wheel: str) -> list[str]:
         raise FetchError(wheel, [f"not a wheel file name: {exc}"]) from None
     platforms = sorted({t.platform for t in tags})
     if platforms == ["any"]:
-        return []
+        # Only pure wheels: without this, pip prefers a platform wheel of the same release.
+        return ["--platform", "any", "--python-version", f"{sys.version_info[0]}.{sys.version_info[1]}"]
     interpreters = sorted({t.interpreter for t in tags})
     abis = sorted({t.abi for t in tags})
     tag = interpreters[0]
