@@ -7,52 +7,20 @@ key path tomllib produces must get the line where the document defines it: lint 
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from weightpkg.keypath import render
 from weightpkg.load import locate_keys, read_recipe
+
+from .guards import deadline
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-HANG_SECONDS = 2.0
-
-
-class Hang(BaseException):
-    """Raised by the alarm; a BaseException so that no ``except Exception`` in the code swallows it."""
-
-
-@contextlib.contextmanager
-def deadline(seconds: float = HANG_SECONDS) -> Iterator[None]:
-    """Fail instead of hanging forever when the scanner loops (POSIX main thread; else unguarded)."""
-    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if not usable:  # pragma: no cover
-        yield
-        return
-
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise Hang
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    except Hang:
-        pytest.fail(f"did not return within {seconds} s (an endless loop in the line scanner)")
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
 
 def key_paths(value: Any, parts: tuple[Any, ...] = ()) -> Iterator[str]:
     """Every key path of parsed TOML, rendered as lint shows it."""

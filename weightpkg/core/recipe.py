@@ -279,50 +279,29 @@ def _semantic_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
             if (why := license_problem(license_table.get(key))) is not None:
                 out.append((render(["license", key]), why))
 
+    def check_unique(table: str, i: int, key: str, seen: dict[str, int], what: str) -> None:
+        value = data[table][i].get(key)
+        if not isinstance(value, str):
+            return
+        if value in seen:
+            out.append((render([table, i, key]), f"duplicate {what} {value!r} (also {table}[{seen[value]}])"))
+        else:
+            seen[value] = i
+
     seen_paths: dict[str, int] = {}
     for i, weight in each("weights"):
-        path = weight.get("path")
-        check_relpath(["weights", i, "path"], path)
+        check_relpath(["weights", i, "path"], weight.get("path"))
         check_integer(["weights", i, "size"], weight.get("size"))
-        if isinstance(path, str):
-            if path in seen_paths:
-                out.append(
-                    (
-                        render(["weights", i, "path"]),
-                        f"duplicate weight path {path!r} (also weights[{seen_paths[path]}])",
-                    )
-                )
-            else:
-                seen_paths[path] = i
+        check_unique("weights", i, "path", seen_paths, "weight path")
         check_sources(["weights", i], weight)
 
     seen_inputs: dict[str, int] = {}
     seen_input_paths: dict[str, int] = {}
     for i, item in each("inputs"):
-        name = item.get("name")
-        if isinstance(name, str):
-            if name in seen_inputs:
-                out.append(
-                    (
-                        render(["inputs", i, "name"]),
-                        f"duplicate input name {name!r} (also inputs[{seen_inputs[name]}])",
-                    )
-                )
-            else:
-                seen_inputs[name] = i
+        check_unique("inputs", i, "name", seen_inputs, "input name")
         check_relpath(["inputs", i, "path"], item.get("path"))
         check_integer(["inputs", i, "size"], item.get("size"))
-        input_path = item.get("path")
-        if isinstance(input_path, str):
-            if input_path in seen_input_paths:
-                out.append(
-                    (
-                        render(["inputs", i, "path"]),
-                        f"duplicate input path {input_path!r} (also inputs[{seen_input_paths[input_path]}])",
-                    )
-                )
-            else:
-                seen_input_paths[input_path] = i
+        check_unique("inputs", i, "path", seen_input_paths, "input path")
         if item.get("available") is True and "unavailable-reason" in item:
             out.append(
                 (render(["inputs", i, "unavailable-reason"]), "an available input has no unavailable-reason")
