@@ -13,6 +13,7 @@ import pytest
 
 import weightpkg
 from weightpkg.errors import RecipeError
+from weightpkg.keypath import render
 
 HANG_SECONDS = 5.0
 
@@ -53,3 +54,15 @@ def recipe_error(path: Path) -> RecipeError:
         except Exception as exc:  # reported below, outside the handler, without its long traceback
             other = f"{type(exc).__name__}: {str(exc)[:200]}"
     pytest.fail(f"load_recipe({path}) raised {other}, not RecipeError", pytrace=False)
+
+
+def key_paths(value: Any, parts: tuple[Any, ...] = ()) -> Iterator[str]:
+    """Every key path of parsed TOML, rendered as lint shows it."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield render([*parts, key])
+            yield from key_paths(item, (*parts, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield render([*parts, index])
+            yield from key_paths(item, (*parts, index))

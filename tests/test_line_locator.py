@@ -8,31 +8,16 @@ key path tomllib produces must get the line where the document defines it: lint 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from weightpkg.keypath import render
 from weightpkg.load import locate_keys, read_recipe
 
-from .guards import deadline
+from .guards import deadline, key_paths
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-def key_paths(value: Any, parts: tuple[Any, ...] = ()) -> Iterator[str]:
-    """Every key path of parsed TOML, rendered as lint shows it."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield render([*parts, key])
-            yield from key_paths(item, (*parts, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield render([*parts, index])
-            yield from key_paths(item, (*parts, index))
-
 
 def locate(text: str) -> dict[str, int]:
     """locate_keys on valid TOML, checked to cover exactly the key paths tomllib parses."""

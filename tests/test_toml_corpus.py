@@ -12,17 +12,15 @@ import json
 import math
 import re
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from weightpkg.errors import RecipeError
-from weightpkg.keypath import render
 from weightpkg.load import locate_keys, read_recipe
 
 from .conftest import CORPORA
-from .guards import deadline, recipe_error
+from .guards import deadline, key_paths, recipe_error
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -119,17 +117,6 @@ def test_cli_lints_every_invalid_document_in_one_call(cli) -> None:
 
 
 # --- valid documents ----------------------------------------------------------------------------
-
-
-def key_paths(value: Any, parts: tuple[Any, ...] = ()) -> Iterator[str]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield render([*parts, key])
-            yield from key_paths(item, (*parts, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield render([*parts, index])
-            yield from key_paths(item, (*parts, index))
 
 
 @pytest.mark.parametrize("name", VALID)
