@@ -1,0 +1,65 @@
+"""The import direction is the design: the core stays pure, and the code stays ruff-clean."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+CORE = REPO / "weightpkg" / "core"
+#: The core may import the standard library and these; packaging is pure (SPDX, wheel tags).
+CORE_ALLOWED = {"numpy", "jsonschema", "packaging"}
+#: Standard-library modules the core must not use: they reach the network, the terminal or processes.
+CORE_FORBIDDEN = {"socket", "urllib", "http", "requests", "subprocess", "shutil", "click", "tempfile"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text("utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(CORE.glob("*.py")), ids=lambda p: p.name)
+def test_core_imports_only_the_standard_library_and_pure_packages(path: Path) -> None:
+    modules = imported_modules(path)
+    third_party = {m for m in modules if m not in sys.stdlib_module_names and m != "__future__"}
+    assert third_party <= CORE_ALLOWED, f"{path.name} imports {sorted(third_party - CORE_ALLOWED)}"
+    assert not modules & CORE_FORBIDDEN, f"{path.name} imports {sorted(modules & CORE_FORBIDDEN)}"
+
+
+def test_core_never_prints() -> None:
+    for path in CORE.glob("*.py"):
+        calls = [
+            node for node in ast.walk(ast.parse(path.read_text("utf-8")))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
+        ]
+        assert not calls, f"{path.name} calls print()"
+
+
+def test_the_version_flag_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, weightpkg.cli\n"
+        "heavy = {'requests', 'numpy', 'jsonschema', 'safetensors', 'urllib3'} & set(sys.modules)\n"
+        "print(sorted(heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_ruff_is_clean() -> None:
+    pytest.importorskip("ruff", reason="ruff comes with the test extras: pip install -e '.[test]'")
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "weightpkg", "tests", "benchmarks", "recipes"],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
