@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import weightpkg
+from weightpkg.core.keypath import render
 from weightpkg.errors import RecipeError
-from weightpkg.keypath import render
 
 HANG_SECONDS = 5.0
 

@@ -15,26 +15,37 @@ CORE = REPO / "weightpkg" / "core"
 #: The core may import the standard library and these; packaging is pure (SPDX, wheel tags).
 CORE_ALLOWED = {"numpy", "jsonschema", "packaging"}
 #: Standard-library modules the core must not use: they reach the network, the terminal or processes.
-CORE_FORBIDDEN = {"socket", "urllib", "http", "requests", "subprocess", "shutil", "click", "tempfile"}
+CORE_FORBIDDEN = {"socket", "urllib.request", "http", "requests", "subprocess", "shutil", "click", "tempfile"}
 
 
 def imported_modules(path: Path) -> set[str]:
+    """Modules imported, by full dotted name, with relative imports resolved."""
+    package = ["weightpkg", *path.parent.relative_to(REPO / "weightpkg").parts]
     tree = ast.parse(path.read_text("utf-8"))
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
+            found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module.split(".")[0])
+            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1]
+            target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            found.add(target)
     return found
 
 
 @pytest.mark.parametrize("path", sorted(CORE.glob("*.py")), ids=lambda p: p.name)
 def test_core_imports_only_the_standard_library_and_pure_packages(path: Path) -> None:
     modules = imported_modules(path)
-    third_party = {m for m in modules if m not in sys.stdlib_module_names and m != "__future__"}
+    outside = {m for m in modules if m.startswith("weightpkg") and not m.startswith("weightpkg.core")}
+    assert not outside, f"{path.name} imports {sorted(outside)} from outside the core"
+    modules = {m for m in modules if not m.startswith("weightpkg")}
+    tops = {m.split(".")[0] for m in modules}
+    third_party = {m for m in tops if m not in sys.stdlib_module_names and m != "__future__"}
     assert third_party <= CORE_ALLOWED, f"{path.name} imports {sorted(third_party - CORE_ALLOWED)}"
-    assert not modules & CORE_FORBIDDEN, f"{path.name} imports {sorted(modules & CORE_FORBIDDEN)}"
+    forbidden = {m for m in modules | tops if m in CORE_FORBIDDEN}
+    assert not forbidden, f"{path.name} imports {sorted(forbidden)}"
 
 
 def test_core_never_prints() -> None:

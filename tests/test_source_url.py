@@ -285,3 +285,35 @@ def test_a_corrupt_partial_is_dropped_and_the_download_starts_over(tmp_path: Pat
     )
     assert gets(file_server, "/w.bin") == [f"bytes={half}-", None]
     assert_stored(store_root, SMALL)
+
+
+def test_a_complete_partial_is_committed_without_downloading(tmp_path: Path, store_root: Path,
+                                                             file_server: FileServer) -> None:
+    partial = partial_path(store_root, BIG)
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(BIG)
+    file_server.files["/w.bin"] = BIG
+    recipe = url_recipe(tmp_path, BIG, f"{file_server.url}/w.bin")
+    [report] = weightpkg.fetch([recipe], weightpkg.open_store(store_root))
+    assert report.ok, report.to_json()
+    assert report.files[0].source == "a complete earlier download"
+    assert gets(file_server, "/w.bin") == []
+    assert_stored(store_root, BIG)
+
+
+def test_a_server_whose_file_changed_size_is_not_resumed(tmp_path: Path, store_root: Path,
+                                                         file_server: FileServer, cli) -> None:
+    # The partial holds the start of the pinned file; the server now has a longer file.
+    half = len(BIG) // 2
+    partial = partial_path(store_root, BIG)
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(BIG[:half])
+    file_server.files["/w.bin"] = BIG + b"appended"
+    url = f"{file_server.url}/w.bin"
+    recipe = url_recipe(tmp_path, BIG, url)
+    done = cli("--store", str(store_root), "verify", str(recipe))
+    assert done.returncode == 1
+    # The 206 announced a different total: resuming was refused and the whole body fetched,
+    # which is longer than the pin, so nothing entered the store.
+    assert gets(file_server, "/w.bin")[:2] == [f"bytes={half}-", None]
+    assert entries(store_root) == [] and partials(store_root) == []

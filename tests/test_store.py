@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from weightpkg.core.digest import Digest
-from weightpkg.errors import IntegrityError
+from weightpkg.errors import IntegrityError, StoreError
 from weightpkg.store import Store, default_store_root, entry_name
 
 DATA = os.urandom(3 * (1 << 20) + 17)
@@ -124,16 +124,35 @@ def test_manifest_is_deterministic_json(tmp_path: Path) -> None:
 def test_check_finds_a_tampered_entry_and_repair_removes_it(tmp_path: Path) -> None:
     store = Store(tmp_path)
     path = add(store, DATA)
-    assert store.check() == []
+    assert store.check().problems == []
     path.chmod(0o644)
     with open(path, "r+b") as handle:
         handle.seek(100)
         handle.write(b"X")
-    problems = store.check()
-    assert len(problems) == 1
-    assert str(path) in problems[0] and "content changed" in problems[0]
-    assert store.repair() == [path]
-    assert store.check() == []
+    found = store.check()
+    assert len(found.problems) == 1
+    assert str(path) in found.problems[0] and "content changed" in found.problems[0]
+    assert [e.path for e in found.altered] == [path]
+    assert store.repair(found.altered) == [path]
+    assert store.check().problems == []
+
+
+def test_check_reports_strays_and_bad_manifests_without_crashing(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    add(store, DATA)
+    overflow = tmp_path / "entries" / ("z" * 52 + "-evil")
+    overflow.write_bytes(b"x")
+    (tmp_path / "entries" / f"{DIGEST.nix32}-dir").mkdir()
+    (tmp_path / "packages" / "cut.json").write_text('{"files": [')
+    (tmp_path / "packages" / "odd.json").write_text('{"files": ["oops"]}')
+    problems = store.check().problems
+    assert f"{overflow}: not a store entry (unexpected name or file type)" in problems
+    directory = tmp_path / "entries" / f"{DIGEST.nix32}-dir"
+    assert f"{directory}: not a store entry (unexpected name or file type)" in problems
+    assert any(p.startswith(f"{tmp_path / 'packages' / 'cut.json'}: unreadable manifest") for p in problems)
+    assert f"{tmp_path / 'packages' / 'odd.json'}: malformed manifest (expected files with store paths)" \
+        in problems
+    assert [e.name for e in store.entries()] == [f"{DIGEST.nix32}-w.bin"]
 
 
 def test_gc_keeps_what_manifests_refer_to(tmp_path: Path) -> None:
@@ -142,12 +161,52 @@ def test_gc_keeps_what_manifests_refer_to(tmp_path: Path) -> None:
     other = b"other bytes"
     dropped = add(store, other, Digest(hashlib.sha256(other).digest()), name="o.bin")
     store.write_manifest("pkg-1.0", {"files": [{"path": "w.bin", "store_path": f"entries/{kept.name}"}]})
-    (tmp_path / "tmp" / "abandoned.partial").write_bytes(b"x")
-    assert store.gc(dry_run=True) == [dropped, tmp_path / "tmp" / "abandoned.partial"]
+    partial = tmp_path / "tmp" / "abandoned.partial"
+    partial.write_bytes(b"x")
+    run = tmp_path / "tmp" / "run-killed"
+    (run / "nested").mkdir(parents=True)
+    assert store.gc(dry_run=True) == [dropped, run]
     assert dropped.exists()
     store.gc()
-    assert kept.exists() and not dropped.exists()
+    assert kept.exists() and not dropped.exists() and not run.exists()
+    assert partial.exists(), "partial downloads are kept for resuming"
+    assert store.gc(partials=True) == [partial]
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_gc_refuses_while_a_manifest_is_unreadable(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    kept = add(store, DATA)
+    files = [{"path": "w", "store_path": f"entries/{kept.name}"}]
+    manifest = store.write_manifest("pkg-1.0", {"files": files})
+    manifest.write_text(manifest.read_text()[:20])
+    with pytest.raises(StoreError, match="refusing to collect garbage while manifests are unreadable"):
+        store.gc()
+    assert kept.exists()
+
+
+def test_lookup_ignores_what_is_not_a_regular_file_of_the_pinned_size(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(DATA)
+    (tmp_path / "entries").mkdir()
+    (tmp_path / "entries" / f"{DIGEST.nix32}-link.bin").symlink_to(outside)
+    (tmp_path / "entries" / f"{DIGEST.nix32}-dir.bin").mkdir()
+    (tmp_path / "entries" / f"{DIGEST.nix32}-short.bin").write_bytes(DATA[:10])
+    assert store.lookup(DIGEST, "w.bin", len(DATA)) is None
+
+
+def test_adopt_rehashes_the_entry_it_links_from(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    first = add(store, DATA)
+    with store.ingest(DIGEST, len(DATA), "renamed.bin") as ingest:
+        second = ingest.adopt(first)
+    assert second.read_bytes() == DATA and second.stat().st_ino == first.stat().st_ino
+    first.chmod(0o644)
+    first.write_bytes(DATA[:-1] + b"X")
+    with store.ingest(DIGEST, len(DATA), "third.bin") as ingest, pytest.raises(IntegrityError):
+        ingest.adopt(first)
+    assert not (tmp_path / "entries" / f"{DIGEST.nix32}-third.bin").exists()
 
 
 def test_default_root_follows_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

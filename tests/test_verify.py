@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
+
+from weightpkg.core.digest import Digest
+from weightpkg.store import entry_name
 
 from .builders import recipe_text, safetensors_bytes, sha256
 from .conftest import REPO
@@ -163,3 +167,63 @@ def test_verify_of_an_empty_folder_is_a_usage_error(tmp_path: Path, cli) -> None
     done = cli("verify", str(tmp_path))
     assert done.returncode == 2
     assert f"{tmp_path}: no recipes (*.toml) in this folder" in done.stderr
+
+
+def test_a_planted_symlink_entry_is_not_trusted(tmp_path: Path, store_root: Path, cli) -> None:
+    data = tensors()
+    recipe = local_recipe(tmp_path, data)
+    impostor = tmp_path / "impostor.bin"
+    impostor.write_bytes(b"x" * len(data))
+    (store_root / "entries").mkdir(parents=True)
+    planted = store_root / "entries" / entry_name(Digest.from_hex(sha256(data)), "w.safetensors")
+    planted.symlink_to(impostor)
+    done = cli("--store", str(store_root), "verify", str(recipe))
+    # The symlink is not an entry: the file is fetched from its source and replaces it.
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "from source 1" in done.stdout
+    assert not planted.is_symlink() and planted.read_bytes() == data
+    assert impostor.read_bytes() == b"x" * len(data)
+
+
+def test_a_fifo_is_refused_not_waited_on(tmp_path: Path, store_root: Path, cli) -> None:
+    recipe = local_recipe(tmp_path, b"data", fmt="other")
+    fifo = tmp_path / "files" / "w.safetensors"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    done = cli("--store", str(store_root), "verify", str(recipe), timeout=30)
+    assert done.returncode == 1
+    assert "is not a regular file" in done.stdout
+
+
+def test_hash_reports_every_missing_file(tmp_path: Path, cli) -> None:
+    good = tmp_path / "good.bin"
+    good.write_bytes(b"x")
+    done = cli("hash", str(tmp_path / "a"), str(good), str(tmp_path / "b"))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [f"{tmp_path / 'a'}: no such file", f"{tmp_path / 'b'}: no such file"]
+
+
+def test_a_store_path_that_is_a_file_is_bad_input(tmp_path: Path, cli) -> None:
+    recipe = local_recipe(tmp_path, tensors())
+    not_a_folder = tmp_path / "store-file"
+    not_a_folder.write_text("")
+    done = cli("verify", str(recipe), env={"WEIGHTPKG_STORE": str(not_a_folder)})
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"{not_a_folder}: the store must be a folder, and this is a file"
+    assert cli("--store", str(not_a_folder), "store", "ls").returncode == 2
+
+
+def test_two_recipes_for_one_package_version_are_refused(tmp_path: Path, store_root: Path,
+                                                         cli) -> None:
+    first = local_recipe(tmp_path / "a", tensors())
+    second = local_recipe(tmp_path / "b", tensors())
+    done = cli("--store", str(store_root), "verify", str(first), str(second), str(first))
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"{second}: package: test-pkg-1.0 is also defined by {first}"
+
+
+def test_scratch_space_lives_in_the_store_and_is_removed(tmp_path: Path, store_root: Path,
+                                                         cli) -> None:
+    recipe = local_recipe(tmp_path, tensors())
+    assert cli("--store", str(store_root), "fetch", str(recipe)).returncode == 0
+    assert list((store_root / "tmp").iterdir()) == []

@@ -92,18 +92,37 @@ def hash_file(path: str | Path) -> tuple[Digest, int]:
 
 
 def open_store(root: str | Path | None = None) -> Store:
+    """The store at ``root`` (default: ``$WEIGHTPKG_STORE`` or the XDG data folder)."""
     from .store import Store, default_store_root
 
-    return Store(root if root is not None else default_store_root())
+    store = Store(root if root is not None else default_store_root())
+    if store.root.exists() and not store.root.is_dir():
+        raise UsageError(f"{store.root}: the store must be a folder, and this is a file")
+    return store
 
 
 def _load_all(paths: Iterable[str | Path]) -> list[Recipe]:
-    recipes, problems = [], []
+    """Every recipe, each file once; two recipes for one package-version would share (and
+    overwrite) one manifest in the store, so that is an error too."""
+    recipes: list[Recipe] = []
+    problems: list[Problem] = []
+    seen_files: set[Path] = set()
+    packages: dict[str, str] = {}
     for path in find_recipes(paths):
+        if path.resolve() in seen_files:
+            continue
+        seen_files.add(path.resolve())
         try:
-            recipes.append(load_recipe(path))
+            recipe = load_recipe(path)
         except RecipeError as exc:
             problems.extend(exc.problems)
+            continue
+        if recipe.id in packages:
+            problems.append(
+                Problem(str(path), "package", f"{recipe.id} is also defined by {packages[recipe.id]}")
+            )
+        packages.setdefault(recipe.id, str(path))
+        recipes.append(recipe)
     if problems:
         raise RecipeError(problems)
     return recipes

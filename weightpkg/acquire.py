@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from .core.digest import Digest
 from .core.recipe import Recipe, Source
 from .errors import FetchError, IntegrityError, UnsafeArchiveError
 from .sources import FetchContext, FileSink, Progress, candidates
-from .store import Store
+from .store import PinMismatch, Store
 
 #: Failures that mean "this candidate did not deliver; try the next one".
 CANDIDATE_FAILURES = (FetchError, IntegrityError, UnsafeArchiveError)
@@ -48,10 +47,11 @@ def failure_reason(exc: Exception) -> str:
 
 
 @contextmanager
-def fetch_context(recipe: Recipe, progress: Progress | None = None) -> Iterator[FetchContext]:
-    """A context with a scratch folder removed afterwards; outer archives live there."""
-    with tempfile.TemporaryDirectory(prefix="weightpkg-") as scratch:
-        yield FetchContext(recipe_dir=Path(recipe.origin).parent, workdir=Path(scratch), progress=progress)
+def fetch_context(recipe: Recipe, store: Store, progress: Progress | None = None) -> Iterator[FetchContext]:
+    """A context whose scratch folder (outer archives) lives in the store's tmp/, removed
+    afterwards, and collected by gc if the run is killed."""
+    with store.scratch() as scratch:
+        yield FetchContext(recipe_dir=Path(recipe.origin).parent, workdir=scratch, progress=progress)
 
 
 def obtain(store: Store, pin: Pin, sources: Sequence[Source], ctx: FetchContext) -> Obtained:
@@ -60,42 +60,49 @@ def obtain(store: Store, pin: Pin, sources: Sequence[Source], ctx: FetchContext)
     Every failed candidate is recorded in the notes. If none delivers, IntegrityError when some
     delivered wrong bytes (with the other failures as its notes), else FetchError listing all.
     """
-    existing = store.lookup(pin.sha256, pin.name)
-    if existing is not None:
-        path = existing
-        if existing.name != store.entry_path(pin.sha256, pin.name).name:
-            path = store.add_alias(existing, pin.sha256, pin.name)
-        return Obtained(path, None)
     notes: list[str] = []
-    integrity: list[tuple[int, IntegrityError]] = []  # (index of its note, error)
+    wrong: list[tuple[int, IntegrityError]] = []  # (index of its note, error)
     with store.ingest(pin.sha256, pin.size, pin.name) as ingest:
         if ingest.present:
             return Obtained(ingest.final, None)
+        other = store.lookup(pin.sha256, pin.name, pin.size)
+        if other is not None:
+            try:
+                return Obtained(ingest.adopt(other), None)
+            except PinMismatch as exc:
+                notes.append(f"{exc}; fetching again")
+        if ingest.offset == pin.size:
+            try:
+                return Obtained(ingest.commit(), "a complete earlier download", notes)
+            except PinMismatch:
+                notes.append("an earlier download was complete but wrong; fetching again")
+                ingest.reopen()
         for number, source in enumerate(sources, start=1):
             for candidate in candidates(source, ctx):
                 label = f"source {number} ({candidate.label})"
                 for fresh_start in (False, True):
-                    resumed = ingest.offset > 0
+                    start = ingest.offset
+                    ingest.restarted = False
                     try:
                         candidate.fetch(ingest)
                         path = ingest.commit()
                     except CANDIDATE_FAILURES as exc:
+                        resumed = start > 0 and not ingest.restarted
                         ingest.reopen()
                         # Only the pinned file's own mismatch counts here; an outer archive's
                         # (wheel, .deb) is that candidate's failure like any other.
-                        wrong_bytes = isinstance(exc, IntegrityError) and exc.what == ingest.name
-                        if wrong_bytes and resumed and not fresh_start:
+                        if isinstance(exc, PinMismatch) and resumed and not fresh_start:
                             # The bytes kept from an earlier attempt may be what was wrong.
                             notes.append(f"{label}: resumed bytes did not match; starting over")
                             continue
-                        if wrong_bytes:
-                            integrity.append((len(notes), exc))
+                        if isinstance(exc, PinMismatch):
+                            wrong.append((len(notes), exc))
                         notes.append(f"{label}: {failure_reason(exc)}")
                         break
                     return Obtained(path, label, notes)
-    if integrity:
+    if wrong:
         # Wrong bytes are the finding that matters; the other failures travel along.
-        index, last = integrity[-1]
+        index, last = wrong[-1]
         others = notes[:index] + notes[index + 1 :]
         raise IntegrityError(
             pin.path, expected=last.expected, actual=last.actual, kind=last.kind, notes=others
@@ -123,7 +130,7 @@ def check_sources(pin: Pin, sources: Sequence[Source], ctx: FetchContext) -> lis
         for candidate in candidates(source, ctx):
             scratch = ctx.scratch("compare") / f"{number}-{pin.name}"
             try:
-                with FileSink(scratch) as sink:
+                with FileSink(scratch, limit=pin.size) as sink:
                     candidate.fetch(sink)
                     digest, size = sink.digest()
             except CANDIDATE_FAILURES as exc:

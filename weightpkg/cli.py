@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 import weightpkg
-from weightpkg.errors import WeightpkgError
+from weightpkg.errors import UsageError, WeightpkgError
 
 if TYPE_CHECKING:
     from weightpkg.store import Store
@@ -111,11 +111,18 @@ def hash_command(files: tuple[str, ...], as_json: bool, form: str) -> None:
     """sha256 of files in hex, Nix/Guix base32 and SRI form."""
     with _errors_to_exit():
         results = []
+        failures: list[str] = []
         for name in files:
-            digest, size = weightpkg.hash_file(name)
+            try:
+                digest, size = weightpkg.hash_file(name)
+            except WeightpkgError as exc:
+                failures.append(str(exc))
+                continue
             results.append(
                 {"file": name, "size": size, "sha256": digest.hex, "nix32": digest.nix32, "sri": digest.sri}
             )
+        if failures:
+            raise UsageError("\n".join(failures))
         if as_json:
             from weightpkg.report import to_json
 
@@ -211,28 +218,27 @@ def store_path(ctx: click.Context, recipes: tuple[str, ...]) -> None:
 @click.pass_context
 def store_ls(ctx: click.Context, as_json: bool) -> None:
     """List the packages and entries in the store."""
-    from weightpkg.report import to_json
-
     with _errors_to_exit():
         st = _store(ctx)
         entries = st.entries()
-        packages = st.manifests()
+        packages, unreadable = st.read_manifests()
+        for line in unreadable:
+            click.echo(line, err=True)
         if as_json:
-            click.echo(
-                to_json(
-                    {
-                        "packages": sorted(packages),
-                        "entries": [
-                            {"name": e.name, "sha256": e.digest.hex, "size": e.size} for e in entries
-                        ],
-                    }
-                )
-            )
-            return
-        for name in sorted(packages):
-            click.echo(f"package {name}")
-        for e in entries:
-            click.echo(f"{e.name}  {e.size} bytes")
+            from weightpkg.report import to_json
+
+            listing = {
+                "packages": sorted(packages),
+                "entries": [{"name": e.name, "sha256": e.digest.hex, "size": e.size} for e in entries],
+            }
+            click.echo(to_json(listing))
+        else:
+            for name in sorted(packages):
+                click.echo(f"package {name}")
+            for e in entries:
+                click.echo(f"{e.name}  {e.size} bytes")
+        if unreadable:
+            sys.exit(1)
 
 
 @store.command("verify")
@@ -242,26 +248,27 @@ def store_verify(ctx: click.Context, repair: bool) -> None:
     """Re-hash every entry; exit 1 if any changed or a manifest points at a missing one."""
     with _errors_to_exit():
         st = _store(ctx)
-        problems = st.check()
-        for line in problems:
+        found = st.check()
+        for line in found.problems:
             click.echo(line, err=True)
-        if repair and problems:
-            for path in st.repair():
+        if repair:
+            for path in st.repair(found.altered):
                 click.echo(f"removed {path}")
         count = len(st.entries())
-        if problems:
-            click.echo(f"{st.root}: {len(problems)} problem(s) in {count} entries", err=True)
+        if found.problems:
+            click.echo(f"{st.root}: {len(found.problems)} problem(s) in {count} entries", err=True)
             sys.exit(1)
         click.echo(f"{st.root}: {count} entries verified")
 
 
 @store.command("gc")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option("--partials", is_flag=True, help="Also remove partial downloads kept for resuming.")
 @click.pass_context
-def store_gc(ctx: click.Context, dry_run: bool) -> None:
-    """Remove entries no package manifest refers to, and abandoned partial downloads."""
+def store_gc(ctx: click.Context, dry_run: bool, partials: bool) -> None:
+    """Remove entries no package manifest refers to, and the scratch of killed runs."""
     with _errors_to_exit():
-        removed = _store(ctx).gc(dry_run=dry_run)
+        removed = _store(ctx).gc(dry_run=dry_run, partials=partials)
         for path in removed:
             click.echo(f"{'would remove' if dry_run else 'removed'} {path}")
         click.echo(f"{len(removed)} path(s) {'to remove' if dry_run else 'removed'}")

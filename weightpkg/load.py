@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .core.keypath import PathPart, render
 from .errors import Problem, RecipeError
-from .keypath import PathPart, render
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -73,7 +73,7 @@ def read_recipe(path: str | Path) -> LoadedRecipe:
         raise RecipeError([Problem(shown, "", "TOML nested too deeply to read")]) from None
     try:
         lines = locate_keys(text)
-    except Exception:
+    except (ValueError, IndexError, RecursionError):  # a scanner bug costs line numbers only
         lines = {}
     return LoadedRecipe(path=path, data=data, lines=lines, text=text)
 
@@ -245,10 +245,7 @@ class _Scanner:
             if last and is_array:
                 index = self.array_tables.get(key, -1) + 1
                 self.array_tables[key] = index
-                # A new element resets the counters of arrays nested below it.
-                prefix = f"{key}[{index}]"
-                for nested in [k for k in self.array_tables if k.startswith(prefix)]:
-                    del self.array_tables[nested]
+                # Arrays nested below are keyed by this element's index, so they start afresh.
                 parts.append(index)
             elif key in self.array_tables:
                 parts.append(self.array_tables[key])

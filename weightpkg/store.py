@@ -5,6 +5,7 @@ Layout::
     ROOT/entries/<nix32 sha256>-<name>   a verified file, read-only, named like a Nix store path
     ROOT/packages/<name>-<version>.json  a package's manifest (deterministic JSON), a GC root
     ROOT/tmp/<hex sha256>.partial        a download in progress, resumable
+    ROOT/tmp/run-*/                      scratch of one run (outer archives), removed after it
     ROOT/locks/<hex sha256>.lock         one writer per entry (flock)
     ROOT/store.lock                      shared while adding, exclusive while collecting garbage
 
@@ -19,8 +20,11 @@ import fcntl
 import json
 import os
 import re
+import shutil
+import stat
+import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +65,11 @@ class StoreEntry:
     size: int
 
 
+class PinMismatch(IntegrityError):
+    """The bytes written for a pinned file are not the pinned bytes (as opposed to an outer
+    archive's own pin failing)."""
+
+
 class Ingest:
     """One pinned file being added: write bytes (resuming a partial), then commit or fail.
 
@@ -74,12 +83,38 @@ class Ingest:
         self.name = name
         self.final = store.root / "entries" / entry_name(digest, name)
         self.partial = store.root / "tmp" / f"{digest.hex}.partial"
+        self.restarted = False
         self._file: Any = None
         self._hasher = StreamHasher()
 
     @property
     def present(self) -> bool:
-        return self.final.exists()
+        """Whether this pin's entry, under this name, is already in the store."""
+        return self.store.lookup(self.expected, self.name, self.expected_size) == self.final
+
+    def adopt(self, existing: Path) -> Path:
+        """Make the entry from another entry with the same content (a hard link, or a copy
+        across file systems), after re-hashing it: the store is a cache, not an authority."""
+        with open(existing, "rb", buffering=0) as handle:
+            actual, size = hash_stream(handle)
+        if (actual, size) != (self.expected, self.expected_size):
+            raise PinMismatch(f"store entry {existing}", expected=self.expected.hex, actual=actual.hex)
+        link = self.partial.with_suffix(f".{os.getpid()}.link")
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                link.unlink()
+            try:
+                os.link(existing, link)
+            except OSError:
+                shutil.copyfile(existing, link)
+                os.chmod(link, 0o444)
+            os.replace(link, self.final)
+            _fsync_dir(self.final.parent)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                link.unlink()
+            raise StoreError(f"{self.name}: cannot add to the store: {exc.strerror}") from None
+        return self.final
 
     @property
     def offset(self) -> int:
@@ -87,21 +122,25 @@ class Ingest:
         return self._hasher.size
 
     def _open(self) -> None:
-        self._file = open(self.partial, "ab+", buffering=0)
-        self._file.seek(0)
-        if os.fstat(self._file.fileno()).st_size > self.expected_size:
-            self._file.truncate(0)
-        digest_bytes = StreamHasher()
-        buf = chunk_buffer()
-        view = memoryview(buf)
-        while n := self._file.readinto(buf):
-            digest_bytes.update(view[:n])
-        self._hasher = digest_bytes
+        try:
+            self._file = open(self.partial, "ab+", buffering=0)
+            self._file.seek(0)
+            if os.fstat(self._file.fileno()).st_size > self.expected_size:
+                self._file.truncate(0)
+            hasher = StreamHasher()
+            buf = chunk_buffer()
+            view = memoryview(buf)
+            while n := self._file.readinto(buf):
+                hasher.update(view[:n])
+        except OSError as exc:
+            self.close()
+            raise StoreError(f"{self.partial}: cannot use the partial download: {exc.strerror}") from None
+        self._hasher = hasher
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._hasher.size + len(data) > self.expected_size:
             self.discard()
-            raise IntegrityError(
+            raise PinMismatch(
                 self.name,
                 kind="size",
                 expected=f"{self.expected_size} bytes",
@@ -123,19 +162,20 @@ class Ingest:
         self._file.seek(0)
         self._file.truncate(0)
         self._hasher = StreamHasher()
+        self.restarted = True
 
     def commit(self) -> Path:
-        """Check size and sha256, then make the entry appear atomically; IntegrityError if not."""
+        """Check size and sha256, then make the entry appear atomically; PinMismatch if not."""
         actual = self._hasher.digest()
         size = self._hasher.size
         if size != self.expected_size:
             self.discard()
-            raise IntegrityError(
+            raise PinMismatch(
                 self.name, kind="size", expected=f"{self.expected_size} bytes", actual=f"{size} bytes"
             )
         if actual != self.expected:
             self.discard()
-            raise IntegrityError(self.name, expected=self.expected.hex, actual=actual.hex)
+            raise PinMismatch(self.name, expected=self.expected.hex, actual=actual.hex)
         try:
             os.fsync(self._file.fileno())
             self._file.close()
@@ -153,13 +193,14 @@ class Ingest:
         if self._file is not None:
             self._file.close()
             self._file = None
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             self.partial.unlink()
         self._hasher = StreamHasher()
 
     def reopen(self) -> None:
         """Be ready for the next candidate after a failed one (keeps resumable bytes)."""
-        if self._file is None and not self.present:
+        self.restarted = False
+        if self._file is None:
             self._open()
 
     def close(self) -> None:
@@ -170,6 +211,14 @@ class Ingest:
             if self._hasher.size == 0:
                 with contextlib.suppress(FileNotFoundError):
                     self.partial.unlink()
+
+
+@dataclass
+class StoreCheck:
+    """What ``Store.check`` found: one line per problem, and the entries whose bytes changed."""
+
+    problems: list[str] = field(default_factory=list)
+    altered: list[StoreEntry] = field(default_factory=list)
 
 
 class Store:
@@ -188,7 +237,11 @@ class Store:
     @contextlib.contextmanager
     def _flock(self, path: Path, mode: int) -> Iterator[None]:
         self._ensure()
-        with open(path, "a+b") as handle:
+        try:
+            handle = open(path, "a+b")
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot open the lock file: {exc.strerror}") from None
+        with handle:
             fcntl.flock(handle.fileno(), mode)
             try:
                 yield
@@ -204,22 +257,28 @@ class Store:
     def entry_path(self, digest: Digest, name: str) -> Path:
         return self.root / "entries" / entry_name(digest, name)
 
-    def lookup(self, digest: Digest, name: str) -> Path | None:
-        """The entry for a pin if present; any entry with the same content will do for reading."""
+    def lookup(self, digest: Digest, name: str, size: int | None = None) -> Path | None:
+        """An entry holding a pin's content, the one named ``name`` first; only regular files of
+        the pinned size count (a symlink or directory planted there is not an entry)."""
         exact = self.entry_path(digest, name)
-        if exact.exists():
-            return exact
         entries = self.root / "entries"
-        if entries.is_dir():
-            for candidate in entries.glob(f"{digest.nix32}-*"):
+        candidates = [exact, *sorted(entries.glob(f"{digest.nix32}-*"))] if entries.is_dir() else []
+        for candidate in candidates:
+            try:
+                info = candidate.lstat()
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode) and (size is None or info.st_size == size):
                 return candidate
         return None
 
     @contextlib.contextmanager
     def ingest(self, digest: Digest, size: int, name: str) -> Iterator[Ingest]:
         """Add one pinned file; one writer per digest, others wait then find it present."""
-        self._ensure()
-        with self._flock(self.root / "locks" / f"{digest.hex}.lock", fcntl.LOCK_EX):
+        with (
+            self.session(),
+            self._flock(self.root / "locks" / f"{digest.hex}.lock", fcntl.LOCK_EX),
+        ):
             ingest = Ingest(self, digest, size, name)
             if not ingest.present:
                 ingest._open()
@@ -228,23 +287,6 @@ class Store:
             finally:
                 ingest.close()
 
-    def add_alias(self, source: Path, digest: Digest, name: str) -> Path:
-        """Make an entry under another name for content already in the store (hard link)."""
-        target = self.entry_path(digest, name)
-        if not target.exists():
-            tmp = self.root / "tmp" / f"{digest.hex}.{os.getpid()}.link"
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            try:
-                os.link(source, tmp)
-            except OSError:
-                import shutil
-
-                shutil.copyfile(source, tmp)
-                os.chmod(tmp, 0o444)
-            os.replace(tmp, target)
-        return target
-
     # --- manifests ------------------------------------------------------------------------------
 
     def write_manifest(self, package_id: str, manifest: Mapping[str, Any]) -> Path:
@@ -252,108 +294,142 @@ class Store:
         self._ensure()
         path = self.root / "packages" / f"{_NAME_UNSAFE.sub('_', package_id)}.json"
         text = json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-        if path.exists() and path.read_text("utf-8") == text:
-            return path
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        try:
+            if path.is_file() and path.read_text("utf-8") == text:
+                return path
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise StoreError(f"{path}: cannot write the manifest: {exc.strerror}") from None
         return path
 
-    def manifests(self) -> dict[str, Mapping[str, Any]]:
-        out: dict[str, Mapping[str, Any]] = {}
+    def read_manifests(self) -> tuple[dict[str, list[str]], list[str]]:
+        """Entry names each package refers to, and one line per manifest that cannot be read."""
+        referenced: dict[str, list[str]] = {}
+        problems: list[str] = []
         folder = self.root / "packages"
-        if folder.is_dir():
-            for path in sorted(folder.glob("*.json")):
-                try:
-                    out[path.stem] = json.loads(path.read_text("utf-8"))
-                except (OSError, ValueError):
-                    out[path.stem] = {}
-        return out
+        if not folder.is_dir():
+            return referenced, problems
+        for path in sorted(folder.glob("*.json")):
+            try:
+                manifest = json.loads(path.read_text("utf-8"))
+            except (OSError, ValueError) as exc:
+                problems.append(f"{path}: unreadable manifest ({getattr(exc, 'strerror', None) or exc})")
+                continue
+            files = manifest.get("files") if isinstance(manifest, dict) else None
+            names = [
+                str(item.get("store_path")).removeprefix("entries/")
+                for item in files or []
+                if isinstance(item, dict) and isinstance(item.get("store_path"), str)
+            ]
+            if not isinstance(files, list) or len(names) != len(files):
+                problems.append(f"{path}: malformed manifest (expected files with store paths)")
+                continue
+            referenced[path.stem] = names
+        return referenced, problems
 
     # --- listing, checking, collecting ------------------------------------------------------------
 
-    def entries(self) -> list[StoreEntry]:
+    def _scan(self) -> tuple[list[StoreEntry], list[str]]:
+        """Entries, and one line for anything under entries/ that is not one."""
         folder = self.root / "entries"
+        found: list[StoreEntry] = []
+        strays: list[str] = []
         if not folder.is_dir():
-            return []
-        found = []
+            return found, strays
         for path in sorted(folder.iterdir()):
             match = _ENTRY.fullmatch(path.name)
-            if not match or not path.is_file() or path.is_symlink():
+            info = path.lstat()
+            try:
+                digest = Digest(nix32_decode(match.group(1), Digest.size)) if match else None
+            except ValueError:
+                digest = None
+            if digest is None or not stat.S_ISREG(info.st_mode):
+                strays.append(f"{path}: not a store entry (unexpected name or file type)")
                 continue
-            digest = Digest(nix32_decode(match.group(1), Digest.size))
-            found.append(StoreEntry(path.name, path, digest, path.stat().st_size))
-        return found
+            found.append(StoreEntry(path.name, path, digest, info.st_size))
+        return found, strays
 
-    def altered(self) -> list[StoreEntry]:
-        """Entries whose bytes no longer hash to their name."""
-        bad = []
-        for entry in self.entries():
+    def entries(self) -> list[StoreEntry]:
+        return self._scan()[0]
+
+    def check(self) -> StoreCheck:
+        """Re-hash every entry and check every manifest against what is there."""
+        entries, strays = self._scan()
+        result = StoreCheck(problems=list(strays))
+        for entry in entries:
             with open(entry.path, "rb", buffering=0) as handle:
                 actual, _ = hash_stream(handle)
             if actual != entry.digest:
-                bad.append(entry)
-        return bad
-
-    def repair(self) -> list[Path]:
-        """Delete altered entries so the next fetch brings them back intact."""
-        removed = []
-        with self._flock(self.root / "store.lock", fcntl.LOCK_EX):
-            for entry in self.altered():
-                entry.path.unlink()
-                removed.append(entry.path)
-        return removed
-
-    def check(self) -> list[str]:
-        """Re-hash every entry and check every manifest; each problem is one line."""
-        problems = []
-        folder = self.root / "entries"
-        known = set()
-        if folder.is_dir():
-            for path in sorted(folder.iterdir()):
-                if not _ENTRY.fullmatch(path.name) or path.is_symlink() or not path.is_file():
-                    problems.append(f"{path}: not a store entry (unexpected name or file type)")
-        for entry in self.entries():
-            known.add(entry.name)
-            with open(entry.path, "rb", buffering=0) as handle:
-                actual, _ = hash_stream(handle)
-            if actual != entry.digest:
-                problems.append(
+                result.altered.append(entry)
+                result.problems.append(
                     f"{entry.path}: content changed: sha256 is {actual.hex}, "
                     f"the entry's name says {entry.digest.hex}"
                 )
-        for package, manifest in self.manifests().items():
-            files = manifest.get("files") if isinstance(manifest, Mapping) else None
-            if not isinstance(files, list):
-                problems.append(f"{self.root / 'packages' / package}.json: unreadable manifest")
-                continue
-            for item in files:
-                name = str(item.get("store_path", "")).removeprefix("entries/")
-                if name not in known:
-                    problems.append(f"{package}: {item.get('path')}: entry {name} is missing")
-        return problems
+        referenced, unreadable = self.read_manifests()
+        result.problems.extend(unreadable)
+        known = {e.name for e in entries}
+        for package, names in referenced.items():
+            result.problems.extend(
+                f"{package}: entry {name} is missing" for name in names if name not in known
+            )
+        return result
 
-    def gc(self, *, dry_run: bool = False) -> list[Path]:
-        """Delete entries no manifest refers to and abandoned partial downloads."""
-        if not self.root.exists():
+    def repair(self, altered: list[StoreEntry]) -> list[Path]:
+        """Delete altered entries so the next fetch brings them back intact."""
+        removed = []
+        with self._flock(self.root / "store.lock", fcntl.LOCK_EX):
+            for entry in altered:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.path.unlink()
+                    removed.append(entry.path)
+        return removed
+
+    def gc(self, *, dry_run: bool = False, partials: bool = False) -> list[Path]:
+        """Delete entries no manifest refers to and the scratch of finished runs; partial
+        downloads stay for resuming unless ``partials``. Refuses while a manifest is unreadable:
+        what it refers to cannot be told from garbage."""
+        if not (self.root / "entries").is_dir():
             return []
         removed: list[Path] = []
         with self._flock(self.root / "store.lock", fcntl.LOCK_EX):
-            live = set()
-            for manifest in self.manifests().values():
-                for item in manifest.get("files", []) if isinstance(manifest, Mapping) else []:
-                    live.add(str(item.get("store_path", "")).removeprefix("entries/"))
-            for entry in self.entries():
-                if entry.name not in live:
-                    removed.append(entry.path)
-            for path in sorted((self.root / "tmp").glob("*")):
-                removed.append(path)
+            referenced, unreadable = self.read_manifests()
+            if unreadable:
+                raise StoreError(
+                    "refusing to collect garbage while manifests are unreadable:\n" + "\n".join(unreadable)
+                )
+            live = {name for names in referenced.values() for name in names}
+            removed.extend(e.path for e in self.entries() if e.name not in live)
+            for path in sorted((self.root / "tmp").iterdir()):
+                if partials or not path.name.endswith(".partial"):
+                    removed.append(path)
             if not dry_run:
                 for path in removed:
-                    with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
+                    try:
+                        if path.is_dir() and not path.is_symlink():
+                            shutil.rmtree(path)
+                        else:
+                            path.unlink()
+                    except FileNotFoundError:
+                        pass
+                    except OSError as exc:
+                        raise StoreError(f"{path}: cannot remove: {exc.strerror}") from None
         return removed
+
+    @contextlib.contextmanager
+    def scratch(self) -> Iterator[Path]:
+        """A scratch folder for one run under tmp/, so that a killed run's leftovers are
+        collected by gc (which never runs while a session holds the store)."""
+        self._ensure()
+        folder = Path(tempfile.mkdtemp(prefix="run-", dir=self.root / "tmp"))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)

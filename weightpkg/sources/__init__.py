@@ -7,15 +7,14 @@ whether the bytes are right: nothing here trusts what a server or an archive say
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..core.digest import Digest, StreamHasher
+from ..core.digest import Digest, StreamHasher, chunk_buffer, hash_stream
 from ..core.recipe import DebSource, PathSource, PypiSource, Source, UrlSource
+from ..errors import IntegrityError
 
 Progress = Callable[[str, int, "int | None"], None]
 
@@ -54,6 +53,13 @@ class FetchContext:
             self._session.headers["User-Agent"] = f"weightpkg/{__version__}"
         return self._session
 
+    def cached(self, key: str) -> Path | None:
+        """A file fetched earlier in this run (a wheel several members come from)."""
+        return self._cache.get(key)
+
+    def remember(self, key: str, path: Path) -> None:
+        self._cache[key] = path
+
     def scratch(self, name: str) -> Path:
         path = self.workdir / name
         path.mkdir(parents=True, exist_ok=True)
@@ -73,10 +79,14 @@ class Candidate:
 
 
 class FileSink:
-    """A sink onto a scratch file, hashing as it writes (outer archives, source comparisons)."""
+    """A sink onto a scratch file, hashing as it writes (outer archives, source comparisons).
 
-    def __init__(self, path: Path) -> None:
+    ``limit`` bounds what a server or archive can make it hold.
+    """
+
+    def __init__(self, path: Path, limit: int | None = None) -> None:
         self.path = path
+        self.limit = limit
         self._file = open(path, "wb", buffering=0)
         self._hasher = StreamHasher()
 
@@ -85,6 +95,13 @@ class FileSink:
         return self._hasher.size
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.limit is not None and self._hasher.size + len(data) > self.limit:
+            raise IntegrityError(
+                self.path.name,
+                kind="size",
+                expected=f"{self.limit} bytes",
+                actual=f"more than {self.limit} bytes",
+            )
         self._file.write(data)
         self._hasher.update(data)
 
@@ -106,6 +123,15 @@ class FileSink:
         self.close()
 
 
+def copy_into(handle: Any, sink: Sink, label: str, ctx: FetchContext, total: int | None) -> None:
+    """Stream a binary file object into ``sink`` through one reused, page-aligned buffer."""
+    buf = chunk_buffer()
+    view = memoryview(buf)
+    while n := handle.readinto(buf):
+        sink.write(view[:n])
+        ctx.report(label, sink.offset, total)
+
+
 def candidates(source: Source, ctx: FetchContext) -> list[Candidate]:
     """The ways ``source`` can deliver its file, in the order to try them."""
     from . import deb, path, pypi, url
@@ -121,6 +147,12 @@ def candidates(source: Source, ctx: FetchContext) -> list[Candidate]:
     raise TypeError(f"unknown source {source!r}")
 
 
-def remove_quietly(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+def check_pinned_file(path: Path, digest: Digest, size: int | None, what: str) -> None:
+    """IntegrityError unless the file at ``path`` is exactly the pinned bytes."""
+    actual_size = path.stat().st_size
+    if size is not None and actual_size != size:
+        raise IntegrityError(what, kind="size", expected=f"{size} bytes", actual=f"{actual_size} bytes")
+    with open(path, "rb", buffering=0) as handle:
+        actual, _ = hash_stream(handle)
+    if actual != digest:
+        raise IntegrityError(what, expected=digest.hex, actual=actual.hex)

@@ -8,22 +8,31 @@ names and CRC errors are refused rather than skipped.
 from __future__ import annotations
 
 import contextlib
+import lzma
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
 from ..errors import UnsafeArchiveError
-from . import FetchContext, FileSink, Sink
-from .path import copy_into
+from . import FetchContext, FileSink, Sink, copy_into
 
 
-def extract_chain(archive: Path, members: Sequence[str], sink: Sink, ctx: FetchContext, label: str) -> None:
-    """Follow ``members`` through nested archives and stream the last one into ``sink``."""
+def extract_chain(
+    archive: Path,
+    members: Sequence[str],
+    sink: Sink,
+    ctx: FetchContext,
+    label: str,
+    shown: str | None = None,
+) -> None:
+    """Follow ``members`` through nested archives and stream the last one into ``sink``;
+    ``shown`` names the outermost archive in messages (default: its file name)."""
     current = archive
-    shown = archive.name
+    shown = shown or archive.name
     for depth, member in enumerate(members):
         last = depth == len(members) - 1
         with open_member(current, member, shown) as (handle, size):
@@ -33,14 +42,14 @@ def extract_chain(archive: Path, members: Sequence[str], sink: Sink, ctx: FetchC
                 copy_into(handle, sink, label, ctx, size)
                 return
             nested = ctx.scratch("nested") / f"{depth}-{Path(member).name}"
-            with FileSink(nested) as scratch:
+            with FileSink(nested, limit=size) as scratch:
                 copy_into(handle, scratch, label, ctx, size)
         current = nested
         shown = f"{shown}!/{member}"
 
 
 @contextlib.contextmanager
-def open_member(archive: Path, member: str, shown: str) -> Iterator[tuple[IO[bytes], int]]:
+def open_member(archive: Path, member: str, shown: str) -> Iterator[tuple[CheckedStream, int]]:
     """The member's bytes as a stream and its size; UnsafeArchiveError when it cannot be trusted."""
     with open(archive, "rb") as probe:
         magic = probe.read(4)
@@ -56,7 +65,7 @@ def open_member(archive: Path, member: str, shown: str) -> Iterator[tuple[IO[byt
 
 
 @contextlib.contextmanager
-def _zip_member(archive: Path, member: str, shown: str) -> Iterator[tuple[IO[bytes], int]]:
+def _zip_member(archive: Path, member: str, shown: str) -> Iterator[tuple[CheckedStream, int]]:
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile as exc:
@@ -80,13 +89,17 @@ def _zip_member(archive: Path, member: str, shown: str) -> Iterator[tuple[IO[byt
         except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
             raise UnsafeArchiveError(shown, member, f"cannot be read: {exc}") from None
         try:
-            yield _CheckedZipStream(handle, shown, member), info.file_size
+            yield CheckedStream(handle, shown, member), info.file_size
         finally:
             handle.close()
 
 
-class _CheckedZipStream:
-    """A zip member stream whose CRC or format errors become UnsafeArchiveError."""
+#: What a corrupt member raises while it is read: bad CRC, broken deflate/xz/bz2 streams.
+CORRUPTION = (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError, ValueError)
+
+
+class CheckedStream:
+    """A member's stream whose corruption errors become UnsafeArchiveError."""
 
     def __init__(self, handle: IO[bytes], shown: str, member: str) -> None:
         self._handle = handle
@@ -96,17 +109,17 @@ class _CheckedZipStream:
     def readinto(self, buf: bytearray) -> int:
         try:
             data = self._handle.read(len(buf))
-        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        except CORRUPTION as exc:
             raise UnsafeArchiveError(self._shown, self._member, f"corrupt: {exc}") from None
         buf[: len(data)] = data
         return len(data)
 
 
 @contextlib.contextmanager
-def _tar_member(archive: Path, member: str, shown: str) -> Iterator[tuple[IO[bytes], int]]:
+def _tar_member(archive: Path, member: str, shown: str) -> Iterator[tuple[CheckedStream, int]]:
     try:
         tf = tarfile.open(archive, "r:*")
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except CORRUPTION as exc:
         raise UnsafeArchiveError(shown, member, f"not a readable tar: {exc}") from None
     with tf:
         yield open_tar_member(tf, member, shown)
@@ -119,7 +132,7 @@ def tar_name(name: str) -> str:
     return name
 
 
-def open_tar_member(tf: tarfile.TarFile, member: str, shown: str) -> tuple[IO[bytes], int]:
+def open_tar_member(tf: tarfile.TarFile, member: str, shown: str) -> tuple[CheckedStream, int]:
     """Find ``member`` in an open tar and check it is there once, as one plain file."""
     wanted = tar_name(member)
     found: tarfile.TarInfo | None = None
@@ -132,7 +145,7 @@ def open_tar_member(tf: tarfile.TarFile, member: str, shown: str) -> tuple[IO[by
                 if found is not None:
                     raise UnsafeArchiveError(shown, member, "appears twice in the archive")
                 found = info
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except CORRUPTION as exc:
         raise UnsafeArchiveError(shown, member, f"corrupt tar: {exc}") from None
     if found is None:
         raise UnsafeArchiveError(shown, member, _missing(wanted, names))
@@ -143,7 +156,7 @@ def open_tar_member(tf: tarfile.TarFile, member: str, shown: str) -> tuple[IO[by
     handle = tf.extractfile(found)
     if handle is None:  # pragma: no cover - isfile() above rules this out
         raise UnsafeArchiveError(shown, member, "cannot be read")
-    return handle, found.size
+    return CheckedStream(handle, shown, member), found.size
 
 
 def _missing(member: str, names: list[str]) -> str:

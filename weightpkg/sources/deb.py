@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ..core.digest import hash_stream
 from ..core.recipe import DebSource
-from ..errors import FetchError, IntegrityError, UnsafeArchiveError
-from . import Candidate, FetchContext, FileSink, Sink
-from .archive import extract_chain, open_tar_member
-from .path import copy_into
+from ..errors import FetchError, UnsafeArchiveError
+from . import Candidate, FetchContext, FileSink, Sink, check_pinned_file, copy_into
+from .archive import extract_chain
 from .url import download
 
 _AR_MAGIC = b"!<arch>\n"
@@ -33,17 +30,10 @@ def candidates(source: DebSource, ctx: FetchContext) -> list[Candidate]:
 def _extractor(source: DebSource, ctx: FetchContext, get_deb: Callable[[], Path]):
     def fetch(sink: Sink) -> None:
         deb = get_deb()
-        _check_pin(deb, source)
+        check_pinned_file(deb, source.sha256, source.size, f"package {deb.name}")
         extract_deb_member(deb, source.member, sink, ctx, f"deb {source.package}")
 
     return fetch
-
-
-def _check_pin(deb: Path, source: DebSource) -> None:
-    with open(deb, "rb", buffering=0) as handle:
-        actual, _ = hash_stream(handle)
-    if actual != source.sha256:
-        raise IntegrityError(f"package {deb.name}", expected=source.sha256.hex, actual=actual.hex)
 
 
 def _apt(source: DebSource, ctx: FetchContext) -> Path:
@@ -68,6 +58,8 @@ def _apt(source: DebSource, ctx: FetchContext) -> Path:
         )
     except OSError as exc:
         raise FetchError(what, [f"cannot run apt-get: {exc.strerror}"]) from None
+    except subprocess.TimeoutExpired:
+        raise FetchError(what, ["apt-get did not finish within an hour"]) from None
     debs = sorted(dest.glob("*.deb"))
     if done.returncode != 0 or not debs:
         lines = [ln.strip() for ln in done.stderr.splitlines() if ln.startswith("E:")]
@@ -82,7 +74,7 @@ def _apt(source: DebSource, ctx: FetchContext) -> Path:
 def _from_url(url: str, source: DebSource, ctx: FetchContext) -> Callable[[], Path]:
     def get() -> Path:
         path = ctx.scratch(f"deb-{source.sha256.hex[:16]}") / f"{source.package}.deb"
-        with FileSink(path) as sink:
+        with FileSink(path, limit=source.size) as sink:
             download(url, sink, ctx)
         return path
 
@@ -125,30 +117,17 @@ def extract_deb_member(
     data = sorted(n for n in ar if n.startswith("data.tar"))
     if not data:
         raise UnsafeArchiveError(deb.name, "data.tar", "the package has no data.tar member")
+    if len(data) > 1:
+        raise UnsafeArchiveError(deb.name, data[1], f"a second data member beside {data[0]}")
     name = data[0]
     if name.endswith(".zst"):
         raise UnsafeArchiveError(deb.name, name, "zstd-compressed data.tar is not supported yet")
     offset, length = ar[name]
     tar_path = ctx.scratch("deb-data") / f"{deb.stem}.{name}"
-    with open(deb, "rb", buffering=0) as handle, FileSink(tar_path) as out:
+    with open(deb, "rb", buffering=0) as handle, FileSink(tar_path, limit=length) as out:
         handle.seek(offset)
         copy_into(_Window(handle, length), out, label, ctx, length)
-    shown = f"{deb.name}!/{name}"
-    try:
-        tf = tarfile.open(tar_path, "r:*")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise UnsafeArchiveError(shown, members[0], f"not a readable tar: {exc}") from None
-    with tf:
-        handle, size = open_tar_member(tf, members[0], shown)
-        if len(members) == 1:
-            if sink.offset:
-                sink.restart()
-            copy_into(handle, sink, label, ctx, size)
-            return
-        nested = ctx.scratch("nested") / Path(members[0]).name
-        with FileSink(nested) as scratch:
-            copy_into(handle, scratch, label, ctx, size)
-    extract_chain(nested, members[1:], sink, ctx, label)
+    extract_chain(tar_path, members, sink, ctx, label, shown=f"{deb.name}!/{name}")
 
 
 class _Window:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
-from ..core.digest import chunk_buffer
 from ..core.recipe import PathSource, unsafe_relpath
 from ..errors import FetchError
-from . import Candidate, FetchContext, Sink
+from . import Candidate, FetchContext, Sink, copy_into
 
 
 def resolve_inside(base: Path, relative: str) -> Path:
@@ -21,16 +22,6 @@ def resolve_inside(base: Path, relative: str) -> Path:
     return target
 
 
-def copy_into(handle: object, sink: Sink, label: str, ctx: FetchContext, total: int | None) -> None:
-    """Stream a binary file object into ``sink`` through one reused buffer."""
-    buf = chunk_buffer()
-    view = memoryview(buf)
-    readinto = handle.readinto  # type: ignore[attr-defined]
-    while n := readinto(buf):
-        sink.write(view[:n])
-        ctx.report(label, sink.offset, total)
-
-
 def candidates(source: PathSource, ctx: FetchContext) -> list[Candidate]:
     label = f"path {source.path}"
 
@@ -39,8 +30,13 @@ def candidates(source: PathSource, ctx: FetchContext) -> list[Candidate]:
         if sink.offset:
             sink.restart()
         try:
+            if target.exists() and not target.is_dir() and not stat.S_ISREG(target.stat().st_mode):
+                raise FetchError(label, [f"{target} is not a regular file"])  # a FIFO would block
             with open(target, "rb", buffering=0) as handle:
-                copy_into(handle, sink, label, ctx, target.stat().st_size)
+                info = os.fstat(handle.fileno())
+                if not stat.S_ISREG(info.st_mode):
+                    raise FetchError(label, [f"{target} is not a regular file"])
+                copy_into(handle, sink, label, ctx, info.st_size)
         except FileNotFoundError:
             raise FetchError(label, [f"no such file: {target}"]) from None
         except IsADirectoryError:

@@ -6,10 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..core.digest import hash_stream
 from ..core.recipe import PypiSource
 from ..errors import FetchError, IntegrityError
-from . import Candidate, FetchContext, Sink
+from . import Candidate, FetchContext, Sink, check_pinned_file
 from .archive import extract_chain
 
 
@@ -49,8 +48,8 @@ def tag_options(wheel: str) -> list[str]:
 def obtain_wheel(source: PypiSource, ctx: FetchContext) -> Path:
     """Download the pinned wheel with pip (once per run) and check its sha256."""
     key = f"pypi:{source.sha256.hex}"
-    if key in ctx._cache:
-        return ctx._cache[key]
+    if (known := ctx.cached(key)) is not None:
+        return known
     dest = ctx.scratch(f"pypi-{source.sha256.hex[:16]}")
     for old in dest.glob("*"):
         old.unlink()
@@ -78,6 +77,8 @@ def obtain_wheel(source: PypiSource, ctx: FetchContext) -> Path:
         done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=3600)
     except OSError as exc:
         raise FetchError(f"pip download {requirement}", [f"cannot run pip: {exc.strerror}"]) from None
+    except subprocess.TimeoutExpired:
+        raise FetchError(f"pip download {requirement}", ["pip did not finish within an hour"]) from None
     if done.returncode != 0:
         raise FetchError(f"pip download {requirement}", [_pip_error(done.stderr, done.stdout)])
     wheels = sorted(dest.glob("*.whl"))
@@ -88,12 +89,12 @@ def obtain_wheel(source: PypiSource, ctx: FetchContext) -> Path:
         raise FetchError(
             f"pip download {requirement}", [f"pip chose {wheel.name}, the recipe pins {source.wheel}"]
         )
-    with open(wheel, "rb", buffering=0) as handle:
-        actual, _ = hash_stream(handle)
-    if actual != source.sha256:
+    try:
+        check_pinned_file(wheel, source.sha256, source.size, f"wheel {wheel.name}")
+    except IntegrityError:
         wheel.unlink()
-        raise IntegrityError(f"wheel {wheel.name}", expected=source.sha256.hex, actual=actual.hex)
-    ctx._cache[key] = wheel
+        raise
+    ctx.remember(key, wheel)
     return wheel
 
 

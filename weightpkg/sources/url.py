@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ..core.digest import CHUNK_SIZE
 from ..core.recipe import UrlSource
 from ..errors import FetchError
-from . import Candidate, FetchContext, Sink
-from .path import copy_into
+from . import Candidate, FetchContext, Sink, copy_into
 
 #: Attempts on one URL while each attempt makes progress (a dropped connection is resumed).
 MAX_ATTEMPTS = 5
@@ -29,7 +32,8 @@ def _fetcher(url: str, ctx: FetchContext):
 def download(url: str, sink: Sink, ctx: FetchContext) -> None:
     """Bring the bytes at ``url`` into ``sink``, resuming from ``sink.offset`` when it can.
 
-    FetchError says which URL failed and why, in one line.
+    A dropped connection or a short body is retried (resuming) while each attempt brings
+    bytes; FetchError says which URL failed and why, in one line.
     """
     if url.startswith("file://"):
         _copy_file_url(url, sink, ctx)
@@ -38,10 +42,10 @@ def download(url: str, sink: Sink, ctx: FetchContext) -> None:
     import urllib3
 
     attempts = 0
-    failures: list[str] = []
     while True:
         attempts += 1
         start = sink.offset
+        received = _Counter()
         headers = {"Accept-Encoding": "identity"}
         if start:
             headers["Range"] = f"bytes={start}-"
@@ -52,59 +56,73 @@ def download(url: str, sink: Sink, ctx: FetchContext) -> None:
                 stream=True,
                 timeout=(ctx.connect_timeout, ctx.read_timeout),
             ) as response:
-                total = _receive(url, response, sink, start, ctx)
-                if total is not None and sink.offset < total:
-                    raise FetchError(url, [f"body ended after {sink.offset} of {total} bytes"])
+                _receive(url, response, sink, start, received, ctx)
                 return
         except _RangeRejected:
             sink.restart()
             if attempts >= MAX_ATTEMPTS:
                 raise FetchError(url, ["server keeps rejecting range requests"]) from None
             continue
-        except requests.exceptions.Timeout as exc:
-            failures.append(f"timed out ({_reason(exc)})")
         except requests.exceptions.TooManyRedirects:
             raise FetchError(url, ["too many redirects"]) from None
-        except urllib3.exceptions.ReadTimeoutError as exc:
-            failures.append(f"timed out ({_reason(exc)})")
+        except (requests.exceptions.Timeout, urllib3.exceptions.ReadTimeoutError) as exc:
+            failure = f"timed out ({_reason(exc)})"
+        except _ShortBody as exc:
+            failure = str(exc)
         except (
             requests.exceptions.ConnectionError,
             requests.exceptions.ChunkedEncodingError,
             urllib3.exceptions.HTTPError,
         ) as exc:
-            failures.append(_reason(exc))
+            failure = _reason(exc)
         except requests.exceptions.RequestException as exc:
             raise FetchError(url, [_reason(exc)]) from None
-        progressed = sink.offset > start
-        if not progressed or attempts >= MAX_ATTEMPTS:
-            detail = failures[-1]
+        if not received.bytes or attempts >= MAX_ATTEMPTS:
             if attempts > 1:
-                detail += f" (after {attempts} attempts, {sink.offset} bytes kept for resuming)"
-            raise FetchError(url, [detail])
+                failure += f" (after {attempts} attempts, {sink.offset} bytes kept for resuming)"
+            raise FetchError(url, [failure])
 
 
 class _RangeRejected(Exception):
-    """416: what we hold does not fit what the server has now; start again from zero."""
+    """What we hold does not fit what the server has now; start again from zero."""
 
 
-def _receive(url: str, response, sink: Sink, start: int, ctx: FetchContext) -> int | None:
+class _ShortBody(Exception):
+    """The server closed the body before the length it announced."""
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.bytes = 0
+
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
+
+
+def _receive(url: str, response: Any, sink: Sink, start: int, received: _Counter, ctx: FetchContext) -> None:
     status = response.status_code
+    expected = getattr(sink, "expected_size", None)
     if status == 416 and start:
+        match = _UNSATISFIED_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+        if match and int(match.group(1)) == start:
+            return  # we already hold the whole file
         raise _RangeRejected
     if status not in (200, 206):
         reason = f"HTTP {status} {response.reason or ''}".strip()
         raise FetchError(url, [reason])
-    length = response.headers.get("Content-Length")
-    total: int | None = None
+    total: int | None
     if status == 206 and start:
-        content_range = response.headers.get("Content-Range", "")
-        if not content_range.startswith(f"bytes {start}-"):
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+        if not match or int(match.group(1)) != start:
             raise _RangeRejected
-        size = content_range.rpartition("/")[2]
-        total = int(size) if size.isdigit() else None
+        total = int(match.group(3)) if match.group(3) != "*" else None
+        if total is not None and (int(match.group(2)) != total - 1 or total != (expected or total)):
+            raise _RangeRejected
     else:
         if start:
             sink.restart()  # the server ignored Range: take the whole body again
+        length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
     label = f"url {url}"
     # Read the raw stream (we asked for identity encoding): urllib3 hands over what arrived
@@ -112,8 +130,10 @@ def _receive(url: str, response, sink: Sink, start: int, ctx: FetchContext) -> i
     for chunk in response.raw.stream(CHUNK_SIZE, decode_content=False):
         if chunk:
             sink.write(chunk)
+            received.bytes += len(chunk)
             ctx.report(label, sink.offset, total)
-    return total
+    if total is not None and sink.offset < total:
+        raise _ShortBody(f"body ended after {sink.offset} of {total} bytes")
 
 
 def _reason(exc: Exception) -> str:
@@ -152,8 +172,13 @@ def _copy_file_url(url: str, sink: Sink, ctx: FetchContext) -> None:
     if sink.offset:
         sink.restart()
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # before open: opening a FIFO would block
+            raise FetchError(url, ["not a regular file"])
         with open(path, "rb", buffering=0) as handle:
-            copy_into(handle, sink, f"url {url}", ctx, path.stat().st_size)
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise FetchError(url, ["not a regular file"])
+            copy_into(handle, sink, f"url {url}", ctx, info.st_size)
     except FileNotFoundError:
         raise FetchError(url, ["no such file"]) from None
     except OSError as exc:
