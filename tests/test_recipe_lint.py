@@ -606,7 +606,8 @@ def test_lines_after_multiline_strings_full_of_toml_lookalikes(tmp_path: Path, c
     path = write(tmp_path, text)
     assert_problems(cli, path, [
         (29, "weights[1].size", "expected an integer, got a string '4'"),
-        (38, "weights[1].sources[1].notes", "unknown key for a url source; known keys: kind, mirrors, url"),
+        (38, "weights[1].sources[1].notes",
+         "unknown key for a url source; known keys: declared-license, kind, mirrors, url"),
         (45, "weights[1].sources[1].mirrors[1]",
          "expected an http://, https:// or file:// URL, got 'ftp://old.example.org/v.bin'"),
     ])

@@ -87,3 +87,37 @@ def test_licences_are_kept_in_spdx_spelling(tmp_path: Path) -> None:
     path.write_text(recipe_text(weights()).replace('weights = "MIT"', 'weights = "mit or apache-2.0"'))
     recipe = weightpkg.load_recipe(path)
     assert recipe.license.weights == "MIT OR Apache-2.0"
+
+
+def test_sources_record_what_they_declare(tmp_path: Path) -> None:
+    text = recipe_text([{
+        "path": "w.bin", "sha256": PIN, "size": 1,
+        "sources": [
+            {"kind": "path", "path": "a/w.bin", "declared-license": "mit"},
+            {"kind": "path", "path": "b/w.bin", "declared-license": "NONE"},
+            {"kind": "path", "path": "c/w.bin", "declared-license": "Not-A-Licence"},
+        ],
+    }])
+    problems = lint_problems(tmp_path, text)
+    assert len(problems) == 1
+    assert problems[0].startswith("25: weights[0].sources[2].declared-license: not an SPDX licence")
+    path = tmp_path / "ok.toml"
+    path.write_text(text.replace('"Not-A-Licence"', '"NOASSERTION"'))
+    sources = weightpkg.load_recipe(path).weights[0].sources
+    assert [s.declared_license for s in sources] == ["MIT", "NONE", "NOASSERTION"]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://[::1", "not a valid URL: Invalid IPv6 URL"),
+        ("http://host:port/x", "not a valid URL: Port could not be cast to integer value as 'port'"),
+        ("https:///x", "URL 'https:///x' names no host"),
+        ("file://server/x", "file URL 'file://server/x' must name a local file (file:///path)"),
+        ("http://h/a b", "URL 'http://h/a b' contains white space; percent-encode it"),
+    ],
+)
+def test_urls_that_can_never_work_are_lint_errors(tmp_path: Path, url: str, message: str) -> None:
+    source = {"kind": "url", "url": url}
+    text = recipe_text([{"path": "w.bin", "sha256": PIN, "size": 1, "sources": [source]}])
+    assert lint_problems(tmp_path, text) == [f"16: weights[0].sources[0].url: {message}"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from .core.digest import Digest
@@ -118,6 +118,7 @@ class SourceCheck:
     status: str  # "agrees" | "differs" | "unavailable"
     detail: str
     sha256: str | None = None
+    declared_license: str | None = None
 
 
 def check_sources(pin: Pin, sources: Sequence[Source], ctx: FetchContext) -> list[SourceCheck]:
@@ -148,5 +149,6 @@ def check_sources(pin: Pin, sources: Sequence[Source], ctx: FetchContext) -> lis
                     digest.hex,
                 )
             break
-        results.append(outcome or SourceCheck(label, "unavailable", "; ".join(reasons)))
+        outcome = outcome or SourceCheck(label, "unavailable", "; ".join(reasons))
+        results.append(replace(outcome, declared_license=source.declared_license))
     return results

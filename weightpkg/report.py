@@ -30,7 +30,8 @@ def file_lines(recipe: str, f: FileReport) -> list[str]:
     else:
         lines.append(f"{head}: FAILED: {f.problem}")
     for s in f.sources:
-        lines.append(f"{head}: {s.source}: {s.status}: {s.detail}")
+        declared = f"; declares {s.declared_license}" if s.declared_license else ""
+        lines.append(f"{head}: {s.source}: {s.status}: {s.detail}{declared}")
     return lines
 
 

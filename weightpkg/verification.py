@@ -33,6 +33,7 @@ class FileReport:
     notes: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     sources: list[SourceCheck] = field(default_factory=list)
+    declared_licenses: list[dict[str, Any]] = field(default_factory=list)
 
     def fail(self, problem: str) -> None:
         self.status = "failed"
@@ -57,9 +58,17 @@ class FileReport:
             out["details"] = self.details
         if self.sources:
             out["sources"] = [
-                {"source": s.source, "status": s.status, "detail": s.detail, "sha256": s.sha256}
+                {
+                    "source": s.source,
+                    "status": s.status,
+                    "detail": s.detail,
+                    "sha256": s.sha256,
+                    "declared_license": s.declared_license,
+                }
                 for s in self.sources
             ]
+        if self.declared_licenses:
+            out["declared_licenses"] = self.declared_licenses
         return out
 
 
@@ -68,6 +77,7 @@ class RecipeReport:
     recipe: str
     package: str
     version: str
+    license: dict[str, str] = field(default_factory=dict)
     files: list[FileReport] = field(default_factory=list)
 
     @property
@@ -79,6 +89,7 @@ class RecipeReport:
             "recipe": self.recipe,
             "package": self.package,
             "version": self.version,
+            "license": self.license,
             "verdict": "verified" if self.ok else "failed",
             "files": [f.to_json() for f in self.files],
         }
@@ -117,7 +128,13 @@ def _pins(recipe: Recipe, with_inputs: bool) -> list[tuple[FileReport, Pin, Sequ
     out = []
     for w in recipe.weights:
         pin = Pin(w.path, w.sha256, w.size)
-        out.append((FileReport(w.path, w.sha256.hex, w.size, w.format), pin, w.sources))
+        report = FileReport(w.path, w.sha256.hex, w.size, w.format)
+        report.declared_licenses = [
+            {"source": number, "license": source.declared_license}
+            for number, source in enumerate(w.sources, start=1)
+            if source.declared_license is not None
+        ]
+        out.append((report, pin, w.sources))
     if with_inputs:
         for i in recipe.inputs:
             if not i.available or i.sha256 is None or i.size is None:
@@ -167,7 +184,12 @@ def fetch_recipe(
     progress: Progress | None = None,
 ) -> RecipeReport:
     """Fetch every published file (and inputs if asked) into the store and check each one."""
-    report = RecipeReport(recipe.origin, recipe.package.name, recipe.package.version)
+    licenses = {
+        key: value
+        for key, value in vars(recipe.license).items()
+        if value is not None and key != "notes"
+    }
+    report = RecipeReport(recipe.origin, recipe.package.name, recipe.package.version, licenses)
     with store.session(), fetch_context(recipe, store, progress) as ctx:
         for file_report, pin, sources in _pins(recipe, with_inputs):
             report.files.append(file_report)

@@ -37,6 +37,7 @@ class PathSource:
     """A file shipped beside the recipe (relative to the recipe's folder, never outside it)."""
 
     path: str
+    declared_license: str | None = None
     kind: Literal["path"] = "path"
 
     def describe(self) -> str:
@@ -49,6 +50,7 @@ class UrlSource:
 
     url: str
     mirrors: tuple[str, ...] = ()
+    declared_license: str | None = None
     kind: Literal["url"] = "url"
 
     @property
@@ -70,6 +72,7 @@ class PypiSource:
     member: tuple[str, ...]
     wheel: str | None = None
     size: int | None = None  # of the wheel
+    declared_license: str | None = None
     kind: Literal["pypi"] = "pypi"
 
     def describe(self) -> str:
@@ -87,6 +90,7 @@ class DebSource:
     size: int | None = None  # of the .deb
     architecture: str | None = None
     urls: tuple[str, ...] = ()
+    declared_license: str | None = None
     kind: Literal["deb"] = "deb"
 
     def describe(self) -> str:
@@ -264,6 +268,8 @@ def _semantic_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
             if source.get("kind") == "path":
                 check_relpath([*at, "path"], source.get("path"))
             check_integer([*at, "size"], source.get("size"))
+            if (why := license_problem(source.get("declared-license"))) is not None:
+                out.append((render([*at, "declared-license"]), why))
             for key in ("url", "mirrors", "urls"):
                 value = source.get(key)
                 urls = [value] if isinstance(value, str) else value if isinstance(value, list) else []
@@ -372,7 +378,7 @@ def url_problem(url: str) -> str | None:
 
 def license_problem(expression: Any) -> str | None:
     """Why ``expression`` is not a usable SPDX licence expression, or None."""
-    if not isinstance(expression, str) or not expression:
+    if not isinstance(expression, str) or not expression or expression in NO_LICENSE:
         return None  # the schema reports type and emptiness
     from packaging.licenses import (
         InvalidLicenseExpression,
@@ -386,10 +392,14 @@ def license_problem(expression: Any) -> str | None:
     return None
 
 
+#: SPDX's words for "no licence declared" and "not looked at": allowed where a source speaks.
+NO_LICENSE = ("NONE", "NOASSERTION")
+
+
 def canonical_license(expression: str | None) -> str | None:
     """SPDX's spelling of a checked expression ('mit' → 'MIT')."""
-    if expression is None:
-        return None
+    if expression is None or expression in NO_LICENSE:
+        return expression
     from packaging.licenses import canonicalize_license_expression
 
     return str(canonicalize_license_expression(expression))
@@ -401,12 +411,14 @@ def _members(value: str | list[str]) -> tuple[str, ...]:
 
 def _source(raw: Mapping[str, Any]) -> Source:
     kind = raw["kind"]
+    declared = canonical_license(raw.get("declared-license"))
     if kind == "path":
-        return PathSource(path=raw["path"])
+        return PathSource(path=raw["path"], declared_license=declared)
     if kind == "url":
-        return UrlSource(url=raw["url"], mirrors=tuple(raw.get("mirrors", ())))
+        return UrlSource(url=raw["url"], mirrors=tuple(raw.get("mirrors", ())), declared_license=declared)
     if kind == "pypi":
         return PypiSource(
+            declared_license=declared,
             package=raw["package"],
             version=raw["version"],
             sha256=Digest.from_hex(raw["sha256"]),
@@ -415,6 +427,7 @@ def _source(raw: Mapping[str, Any]) -> Source:
             size=raw.get("size"),
         )
     return DebSource(
+        declared_license=declared,
         package=raw["package"],
         version=raw["version"],
         sha256=Digest.from_hex(raw["sha256"]),
