@@ -227,3 +227,30 @@ def test_scratch_space_lives_in_the_store_and_is_removed(tmp_path: Path, store_r
     recipe = local_recipe(tmp_path, tensors())
     assert cli("--store", str(store_root), "fetch", str(recipe)).returncode == 0
     assert list((store_root / "tmp").iterdir()) == []
+
+
+def test_fetch_says_when_it_did_not_rehash(tmp_path: Path, store_root: Path, cli) -> None:
+    recipe = local_recipe(tmp_path, tensors())
+    assert cli("--store", str(store_root), "fetch", str(recipe)).returncode == 0
+    again = cli("--store", str(store_root), "fetch", str(recipe))
+    assert "in the store, not re-hashed" in again.stdout.splitlines()[0]
+    checked = cli("--store", str(store_root), "verify", str(recipe))
+    assert checked.stdout.splitlines()[0].endswith("; in the store)")
+
+
+def test_lint_and_store_verify_speak_json(tmp_path: Path, store_root: Path, cli) -> None:
+    good = local_recipe(tmp_path / "good", tensors())
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.read_text().replace('version = "1.0"', "version = 1"))
+    done = cli("lint", "--json", str(good), str(bad))
+    assert done.returncode == 2
+    assert json.loads(done.stdout) == {
+        "ok": [str(good)],
+        "problems": [{"file": str(bad), "line": 4, "key": "package.version",
+                      "message": "expected a string, got an integer 1"}],
+    }
+    assert cli("--store", str(store_root), "fetch", str(good)).returncode == 0
+    report = cli("--store", str(store_root), "store", "verify", "--json")
+    assert report.returncode == 0
+    expected = {"entries": 1, "problems": [], "removed": [], "store": str(store_root)}
+    assert json.loads(report.stdout) == expected

@@ -83,16 +83,33 @@ def cli(ctx: click.Context, store: Path | None) -> None:
 
 @cli.command()
 @click.argument("recipes", nargs=-1, required=True)
-def lint(recipes: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Deterministic JSON: every problem with its line.")
+def lint(recipes: tuple[str, ...], as_json: bool) -> None:
     """Check recipes: every problem as FILE:LINE: key: what is wrong."""
     with _errors_to_exit():
         problems = weightpkg.lint(recipes)
-        for problem in problems:
-            click.echo(str(problem), err=True)
         failing = {p.file for p in problems}
-        for path in weightpkg.find_recipes(recipes):
-            if str(path) not in failing:
-                click.echo(f"{path}: ok")
+        files = [str(path) for path in weightpkg.find_recipes(recipes)]
+        if as_json:
+            from weightpkg.report import to_json
+
+            click.echo(
+                to_json(
+                    {
+                        "ok": [f for f in files if f not in failing],
+                        "problems": [
+                            {"file": p.file, "line": p.line, "key": p.key, "message": p.message}
+                            for p in problems
+                        ],
+                    }
+                )
+            )
+        else:
+            for problem in problems:
+                click.echo(str(problem), err=True)
+            for path in files:
+                if path not in failing:
+                    click.echo(f"{path}: ok")
         if problems:
             sys.exit(2)
 
@@ -243,18 +260,33 @@ def store_ls(ctx: click.Context, as_json: bool) -> None:
 
 @store.command("verify")
 @click.option("--repair", is_flag=True, help="Delete entries whose bytes changed (fetch again).")
+@click.option("--json", "as_json", is_flag=True, help="Deterministic JSON.")
 @click.pass_context
-def store_verify(ctx: click.Context, repair: bool) -> None:
+def store_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
     """Re-hash every entry; exit 1 if any changed or a manifest points at a missing one."""
     with _errors_to_exit():
         st = _store(ctx)
         found = st.check()
+        removed = st.repair(found.altered) if repair else []
+        count = len(st.entries())
+        if as_json:
+            from weightpkg.report import to_json
+
+            click.echo(
+                to_json(
+                    {
+                        "store": str(st.root),
+                        "entries": count,
+                        "problems": found.problems,
+                        "removed": [str(p) for p in removed],
+                    }
+                )
+            )
+            sys.exit(1 if found.problems else 0)
         for line in found.problems:
             click.echo(line, err=True)
-        if repair:
-            for path in st.repair(found.altered):
-                click.echo(f"removed {path}")
-        count = len(st.entries())
+        for path in removed:
+            click.echo(f"removed {path}")
         if found.problems:
             click.echo(f"{st.root}: {len(found.problems)} problem(s) in {count} entries", err=True)
             sys.exit(1)

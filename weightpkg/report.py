@@ -25,7 +25,7 @@ def file_lines(recipe: str, f: FileReport) -> list[str]:
         facts = [f"sha256 {short(f.sha256)}", f"{f.size} bytes"]
         if st := f.details.get("safetensors"):
             facts.append(f"safetensors, {st['tensors']} tensors")
-        origin = f"from {f.source}" if f.source and f.source != "store" else "in the store"
+        origin = f"in the {f.source}" if (f.source or "store").startswith("store") else f"from {f.source}"
         lines.append(f"{head}: ok ({', '.join(facts)}; {origin})")
     else:
         lines.append(f"{head}: FAILED: {f.problem}")

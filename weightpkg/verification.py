@@ -185,9 +185,7 @@ def fetch_recipe(
 ) -> RecipeReport:
     """Fetch every published file (and inputs if asked) into the store and check each one."""
     licenses = {
-        key: value
-        for key, value in vars(recipe.license).items()
-        if value is not None and key != "notes"
+        key: value for key, value in vars(recipe.license).items() if value is not None and key != "notes"
     }
     report = RecipeReport(recipe.origin, recipe.package.name, recipe.package.version, licenses)
     with store.session(), fetch_context(recipe, store, progress) as ctx:
@@ -208,7 +206,7 @@ def fetch_recipe(
                 file_report.fail("no source delivered it")
                 continue
             file_report.notes.extend(got.notes)
-            file_report.source = got.source or "store"
+            file_report.source = got.source or ("store" if check else "store, not re-hashed")
             file_report.store_path = str(got.store_path)
             if check:
                 if got.source is None:
