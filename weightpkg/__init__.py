@@ -134,15 +134,22 @@ def verify(
     *,
     all_sources: bool = False,
     with_inputs: bool = False,
+    policy: str | Path | None = None,
     progress: Progress | None = None,
 ) -> list[RecipeReport]:
-    """Fetch what is missing and check every published file of every recipe."""
+    """Fetch what is missing, check every published file of every recipe, and judge each
+    package by the policy file if one is given."""
+    from .load import read_policy
     from .verification import fetch_recipe
 
+    rules = read_policy(policy) if policy is not None else None
+    recipes = _load_all(paths)
     store = store or open_store()
     return [
-        fetch_recipe(r, store, with_inputs=with_inputs, all_sources=all_sources, progress=progress)
-        for r in _load_all(paths)
+        fetch_recipe(
+            r, store, with_inputs=with_inputs, all_sources=all_sources, policy=rules, progress=progress
+        )
+        for r in recipes
     ]
 
 

@@ -183,12 +183,25 @@ def _run_verify(
 @click.option("--json", "as_json", is_flag=True, help="Deterministic JSON report.")
 @click.option("--all-sources", is_flag=True, help="Fetch from every declared source and compare.")
 @click.option("--inputs", "with_inputs", is_flag=True, help="Also fetch and check available inputs.")
+@click.option(
+    "--policy",
+    "policy",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A distributor policy file (policies/*.toml) to enforce.",
+)
 @click.pass_context
 def verify(
-    ctx: click.Context, recipes: tuple[str, ...], as_json: bool, all_sources: bool, with_inputs: bool
+    ctx: click.Context,
+    recipes: tuple[str, ...],
+    as_json: bool,
+    all_sources: bool,
+    with_inputs: bool,
+    policy: Path | None,
 ) -> None:
     """Fetch what is missing and check every published file (exit 0 only if all holds)."""
-    _run_verify(ctx, recipes, as_json, "verified", all_sources=all_sources, with_inputs=with_inputs)
+    _run_verify(
+        ctx, recipes, as_json, "verified", all_sources=all_sources, with_inputs=with_inputs, policy=policy
+    )
 
 
 @cli.command()

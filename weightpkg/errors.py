@@ -37,6 +37,10 @@ class RecipeError(WeightpkgError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class PolicyError(RecipeError):
+    """A policy file is malformed; every problem, located like a recipe's."""
+
+
 class UsageError(WeightpkgError):
     """The command line asks for something that cannot be done (missing file, bad option value)."""
 

@@ -11,10 +11,13 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .core.keypath import PathPart, render
-from .errors import Problem, RecipeError
+from .errors import PolicyError, Problem, RecipeError
+
+if TYPE_CHECKING:
+    from .core.policy import Policy
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,8 +48,30 @@ class LoadedRecipe:
         return None
 
 
+def read_policy(path: str | Path) -> Policy:
+    """Read, check and model a policy file; PolicyError names the file, line and problem."""
+    from .core.policy import Policy
+    from .core.recipe import license_problem
+    from .core.schema import schema_violations
+
+    try:
+        loaded = read_recipe(path)
+    except RecipeError as exc:
+        raise PolicyError(exc.problems) from None
+    problems = schema_violations(loaded.data, "policy")
+    rules = loaded.data.get("rules")
+    allowed = rules.get("allowed-licenses") if isinstance(rules, dict) else None
+    for i, expression in enumerate(allowed if isinstance(allowed, list) else []):
+        if (why := license_problem(expression)) is not None:
+            problems.append((f"rules.allowed-licenses[{i}]", why))
+    if problems:
+        shown = str(path)
+        raise PolicyError([Problem(shown, key, message, loaded.line_of(key)) for key, message in problems])
+    return Policy.from_mapping(loaded.data)
+
+
 def read_recipe(path: str | Path) -> LoadedRecipe:
-    """Read and parse one recipe file; RecipeError names the file, line and problem."""
+    """Read and parse one recipe (or policy) file; RecipeError names the file, line and problem."""
     path = Path(path)
     shown = str(path)
     try:

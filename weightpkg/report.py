@@ -40,12 +40,20 @@ def verify_lines(reports: Sequence[RecipeReport], verb: str = "verified") -> lis
     for r in reports:
         for f in r.files:
             lines.extend(file_lines(r.recipe, f))
+        if r.ml_class:
+            lines.append(f"{r.recipe}: ML-Policy class: {r.ml_class} ({'; '.join(r.class_reasons)})")
+        for finding in r.policy_findings:
+            lines.append(f"{r.recipe}: POLICY {r.policy}: {finding.rule}: {finding.message}")
         count = f"{len(r.files)} file{'s' if len(r.files) != 1 else ''}"
         if r.ok:
             lines.append(f"{r.recipe}: {verb}: {r.package} {r.version} ({count})")
         else:
             failed = sum(1 for f in r.files if f.status != "ok")
-            lines.append(f"{r.recipe}: FAILED: {r.package} {r.version} ({failed} of {count} failed)")
+            broken = sum(1 for p in r.policy_findings if p.severity == "error")
+            why = [f"{failed} of {count} failed"] if failed else []
+            if broken:
+                why.append(f"{broken} policy rule{'s' if broken != 1 else ''} broken")
+            lines.append(f"{r.recipe}: FAILED: {r.package} {r.version} ({'; '.join(why)})")
     return lines
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from .acquire import Pin, SourceCheck, check_sources, fetch_context, obtain
 from .core.digest import hash_stream
+from .core.policy import PackageFacts, Policy, PolicyFinding, classify, evaluate
 from .core.recipe import Recipe
 from .core.safetensors import SafetensorsError, header_length, parse_layout
 from .errors import FetchError, IntegrityError
@@ -79,10 +80,16 @@ class RecipeReport:
     version: str
     license: dict[str, str] = field(default_factory=dict)
     files: list[FileReport] = field(default_factory=list)
+    ml_class: str = ""
+    class_reasons: list[str] = field(default_factory=list)
+    policy: str | None = None
+    policy_findings: list[PolicyFinding] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return all(f.status == "ok" for f in self.files)
+        return all(f.status == "ok" for f in self.files) and not any(
+            p.severity == "error" for p in self.policy_findings
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -92,6 +99,16 @@ class RecipeReport:
             "license": self.license,
             "verdict": "verified" if self.ok else "failed",
             "files": [f.to_json() for f in self.files],
+            "ml_policy_class": {"class": self.ml_class, "reasons": self.class_reasons},
+            "policy": None
+            if self.policy is None
+            else {
+                "name": self.policy,
+                "findings": [
+                    {"rule": p.rule, "severity": p.severity, "message": p.message}
+                    for p in self.policy_findings
+                ],
+            },
         }
 
 
@@ -181,13 +198,18 @@ def fetch_recipe(
     with_inputs: bool = False,
     all_sources: bool = False,
     check: bool = True,
+    policy: Policy | None = None,
     progress: Progress | None = None,
 ) -> RecipeReport:
-    """Fetch every published file (and inputs if asked) into the store and check each one."""
+    """Fetch every published file (and inputs if asked) into the store, check each one, and
+    judge the package by its ML-Policy class and the distributor's policy if one is given."""
     licenses = {
         key: value for key, value in vars(recipe.license).items() if value is not None and key != "notes"
     }
     report = RecipeReport(recipe.origin, recipe.package.name, recipe.package.version, licenses)
+    classification = classify(recipe, policy.free_licenses if policy else ())
+    report.ml_class = classification.ml_class
+    report.class_reasons = list(classification.reasons)
     with store.session(), fetch_context(recipe, store, progress) as ctx:
         for file_report, pin, sources in _pins(recipe, with_inputs):
             report.files.append(file_report)
@@ -223,6 +245,9 @@ def fetch_recipe(
                     file_report.notes.append(
                         f"only {len(compared)} of {len(sources)} sources could be compared"
                     )
-        if report.ok:
+        if policy is not None:
+            report.policy = policy.name
+            report.policy_findings = evaluate(recipe, policy, PackageFacts())
+        if all(f.status == "ok" for f in report.files):
             store.write_manifest(recipe.id, manifest_for(recipe, report.files, store))
     return report

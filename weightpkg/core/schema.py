@@ -43,17 +43,21 @@ _JSON_TYPES = {
 
 
 @functools.cache
-def recipe_schema() -> Mapping[str, Any]:
-    """The recipe JSON Schema shipped inside the package."""
-    text = resources.files("weightpkg").joinpath("schemas/recipe.schema.json").read_text("utf-8")
+def load_schema(name: str = "recipe") -> Mapping[str, Any]:
+    """A JSON Schema shipped inside the package: ``recipe`` or ``policy``."""
+    text = resources.files("weightpkg").joinpath(f"schemas/{name}.schema.json").read_text("utf-8")
     return json.loads(text)
 
 
+def recipe_schema() -> Mapping[str, Any]:
+    return load_schema("recipe")
+
+
 @functools.cache
-def _validator() -> Any:
+def _validator(name: str) -> Any:
     import jsonschema
 
-    schema = recipe_schema()
+    schema = load_schema(name)
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
 
@@ -95,10 +99,10 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def schema_violations(data: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Every schema violation as (key path, message), in document order of key paths."""
+def schema_violations(data: Mapping[str, Any], schema: str = "recipe") -> list[tuple[str, str]]:
+    """Every violation of the named schema as (key path, message), in document order."""
     found: list[tuple[str, str]] = []
-    for error in _validator().iter_errors(data):
+    for error in _validator(schema).iter_errors(data):
         found.extend(_describe(error))
     seen: set[tuple[str, str]] = set()
     unique = []
