@@ -159,3 +159,8 @@ def patch_zip_member(path: Path, member: str, *, external_attr: int | None = Non
     if not found:
         raise KeyError(member)
     path.write_bytes(bytes(data))
+
+
+def report_lines(stdout: str) -> list[str]:
+    """verify's lines without the ML-Policy class line (tests/test_policy.py covers that)."""
+    return [line for line in stdout.splitlines() if ": ML-Policy class: " not in line]

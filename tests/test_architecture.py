@@ -12,8 +12,8 @@ import pytest
 from .conftest import REPO
 
 CORE = REPO / "weightpkg" / "core"
-#: The core may import the standard library and these; packaging is pure (SPDX, wheel tags).
-CORE_ALLOWED = {"numpy", "jsonschema", "packaging"}
+#: The core may import the standard library and these pure packages (SPDX checks, licence trees).
+CORE_ALLOWED = {"numpy", "jsonschema", "packaging", "license_expression"}
 #: Standard-library modules the core must not use: they reach the network, the terminal or processes.
 CORE_FORBIDDEN = {"socket", "urllib.request", "http", "requests", "subprocess", "shutil", "click", "tempfile"}
 

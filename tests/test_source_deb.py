@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .builders import build_deb, pinned, safetensors_bytes, sha256, write_recipe
+from .builders import build_deb, pinned, report_lines, safetensors_bytes, sha256, write_recipe
 from .conftest import require_peer
 from .servers import FileServer
 
@@ -52,7 +52,7 @@ def test_member_of_a_deb_from_its_url_after_apt_fails(tmp_path: Path, store_root
                                             "safetensors")])
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 0, done.stdout + done.stderr
-    lines = done.stdout.splitlines()
+    lines = report_lines(done.stdout)
     assert lines[0] == apt_note(lines, recipe)
     assert lines[1:] == [
         f"{recipe}: model.safetensors: ok (sha256 {sha256(MODEL)[:12]}…, {len(MODEL)} bytes, safetensors, "
@@ -73,7 +73,7 @@ def test_wrong_deb_sha256_fails(tmp_path: Path, store_root: Path, file_server: F
                                             "safetensors")])
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 1
-    lines = done.stdout.splitlines()
+    lines = report_lines(done.stdout)
     apt_note(lines, recipe)
     assert (
         f"{recipe}: model.safetensors: note: source 1 (deb {PACKAGE}=1.0 from {url}): "
@@ -96,7 +96,7 @@ def test_missing_member_says_no_such_member(tmp_path: Path, store_root: Path, fi
                                             "safetensors")])
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 1
-    lines = done.stdout.splitlines()
+    lines = report_lines(done.stdout)
     apt_note(lines, recipe)
     [note] = [ln for ln in lines if f"from {url}" in ln]
     assert note.startswith(

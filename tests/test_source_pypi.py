@@ -14,6 +14,7 @@ from .builders import (
     build_wheel,
     patch_zip_member,
     pinned,
+    report_lines,
     safetensors_bytes,
     sha256,
     write_recipe,
@@ -77,7 +78,7 @@ def test_loose_and_nested_members_are_fetched_through_pip(tmp_path: Path, store_
     ])
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.splitlines() == [
+    assert report_lines(done.stdout) == [
         ok_line(recipe, "model.safetensors", MODEL, "source 1 (pypi wpt-loose==1.0)"),
         ok_line(recipe, "nested.safetensors", NESTED, "source 1 (pypi wpt-nested==1.0)"),
         f"{recipe}: verified: test-pkg 1.0 (2 files)",
@@ -115,7 +116,7 @@ def test_missing_member_is_a_clear_message(tmp_path: Path, store_root: Path, ind
                                             [pypi(wheel, "pkg/model.safetensors")], "safetensors")])
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 1
-    lines = done.stdout.splitlines()
+    lines = report_lines(done.stdout)
     assert lines[0].startswith(
         f"{recipe}: model.safetensors: note: source 1 (pypi wpt-empty==1.0): {wheel.name}: "
         "member 'pkg/model.safetensors': no such member"
@@ -144,7 +145,7 @@ def test_symlink_and_encrypted_members_are_refused(tmp_path: Path, store_root: P
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 1
     label = "source 1 (pypi wpt-hostile==1.0)"
-    assert done.stdout.splitlines() == [
+    assert report_lines(done.stdout) == [
         f"{recipe}: link.bin: note: {label}: {wheel.name}: member 'pkg/link.bin': "
         "is a symbolic link; name its target instead",
         f"{recipe}: link.bin: FAILED: no source delivered it",
@@ -178,7 +179,7 @@ def test_pip_finding_no_such_version_is_one_line(tmp_path: Path, store_root: Pat
     recipe = write_recipe(tmp_path, [pinned("model.safetensors", MODEL, [source], "safetensors")])
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 1
-    assert done.stdout.splitlines() == [
+    assert report_lines(done.stdout) == [
         f"{recipe}: model.safetensors: note: source 1 (pypi wpt-loose==9.9): pip: Could not find a version "
         "that satisfies the requirement wpt-loose==9.9 (from versions: 1.0)",
         f"{recipe}: model.safetensors: FAILED: no source delivered it",
@@ -198,7 +199,7 @@ def test_all_sources_loose_and_nested_agree(tmp_path: Path, store_root: Path, in
     done = cli("--store", str(store_root), "verify", "--all-sources", str(recipe))
     assert done.returncode == 0, done.stdout + done.stderr
     head = f"{recipe}: model.safetensors"
-    assert done.stdout.splitlines() == [
+    assert report_lines(done.stdout) == [
         ok_line(recipe, "model.safetensors", MODEL, "source 1 (pypi wpt-loose==1.0)"),
         f"{head}: source 1 (pypi wpt-loose==1.0 (pkg/model.safetensors)): agrees: sha256 {sha256(MODEL)}",
         f"{head}: source 2 (pypi wpt-nested==1.0 (pkg/model.zip → model.safetensors)): agrees: "
@@ -220,7 +221,7 @@ def test_all_sources_reports_a_source_that_differs(tmp_path: Path, store_root: P
     head = f"{recipe}: model.safetensors"
     second = "source 2 (pypi wpt-nested==1.0 (pkg/model.zip → model.safetensors))"
     detail = f"sha256 {sha256(NESTED)} and {len(NESTED)} bytes, expected {sha256(MODEL)} and {len(MODEL)}"
-    assert done.stdout.splitlines() == [
+    assert report_lines(done.stdout) == [
         f"{head}: FAILED: {second} delivers different bytes: {detail}",
         f"{head}: source 1 (pypi wpt-loose==1.0 (pkg/model.safetensors)): agrees: sha256 {sha256(MODEL)}",
         f"{head}: {second}: differs: {detail}",
@@ -247,7 +248,7 @@ def test_wheel_field_selects_a_platform_wheel_through_pip_options(tmp_path: Path
     recipe = write_recipe(tmp_path, [pinned("model.safetensors", MODEL, [source], "safetensors")])
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.splitlines()[0] == ok_line(recipe, "model.safetensors", MODEL,
+    assert report_lines(done.stdout)[0] == ok_line(recipe, "model.safetensors", MODEL,
                                                   "source 1 (pypi wpt-plat==1.0)")
     assert entry_bytes(store_root) == {"model.safetensors": MODEL}
     fetched = [path for _, path, _ in index.requests if path.startswith("/files/")]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import weightpkg
 
-from .builders import pinned, sha256, write_recipe
+from .builders import pinned, report_lines, sha256, write_recipe
 from .servers import Fault, FileServer, closed_port
 
 MIB = 1 << 20
@@ -75,7 +75,7 @@ def test_cli_fetch_then_verify_uses_the_store(tmp_path: Path, store_root: Path, 
     recipe = url_recipe(tmp_path, SMALL, url)
     done = cli("--store", str(store_root), "fetch", str(recipe))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [
+    assert report_lines(done.stdout) == [
         f"{recipe}: w.bin: ok (sha256 {sha256(SMALL)[:12]}…, {len(SMALL)} bytes; from source 1 (url {url}))",
         f"{recipe}: fetched: test-pkg 1.0 (1 file)",
     ]
@@ -83,7 +83,7 @@ def test_cli_fetch_then_verify_uses_the_store(tmp_path: Path, store_root: Path, 
     assert_stored(store_root, SMALL)
     again = cli("--store", str(store_root), "verify", str(recipe))
     assert again.returncode == 0, again.stderr
-    assert again.stdout.splitlines() == [
+    assert report_lines(again.stdout) == [
         f"{recipe}: w.bin: ok (sha256 {sha256(SMALL)[:12]}…, {len(SMALL)} bytes; in the store)",
         f"{recipe}: verified: test-pkg 1.0 (1 file)",
     ]
@@ -99,7 +99,7 @@ def test_file_url(tmp_path: Path, store_root: Path, cli) -> None:
     recipe = url_recipe(tmp_path / "recipe", SMALL, url)
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0] == (
+    assert report_lines(done.stdout)[0] == (
         f"{recipe}: w.bin: ok (sha256 {sha256(SMALL)[:12]}…, {len(SMALL)} bytes; from source 1 (url {url}))"
     )
     assert_stored(store_root, SMALL)
@@ -116,7 +116,7 @@ def test_mirrors_are_tried_in_order_and_failures_noted(tmp_path: Path, store_roo
     recipe = url_recipe(tmp_path, SMALL, missing, good)
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [
+    assert report_lines(done.stdout) == [
         f"{recipe}: w.bin: note: source 1 (url {missing}): HTTP 404 Not Found",
         f"{recipe}: w.bin: ok (sha256 {sha256(SMALL)[:12]}…, {len(SMALL)} bytes; from source 1 (url {good}))",
         f"{recipe}: verified: test-pkg 1.0 (1 file)",
@@ -134,7 +134,7 @@ def test_a_mirror_serving_wrong_bytes_is_passed_over(tmp_path: Path, store_root:
     recipe = url_recipe(tmp_path, SMALL, bad, good)
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0] == (
+    assert report_lines(done.stdout)[0] == (
         f"{recipe}: w.bin: note: source 1 (url {bad}): w.bin: sha256 mismatch: "
         f"expected {sha256(SMALL)}, got {sha256(wrong)}"
     )
@@ -150,7 +150,7 @@ def test_all_mirrors_failing_names_every_url_and_its_cause(tmp_path: Path, store
     recipe = url_recipe(tmp_path, SMALL, missing, refused, absent)
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 1
-    assert done.stdout.splitlines() == [
+    assert report_lines(done.stdout) == [
         f"{recipe}: w.bin: note: source 1 (url {missing}): HTTP 404 Not Found",
         f"{recipe}: w.bin: note: source 1 (url {refused}): connection refused",
         f"{recipe}: w.bin: note: source 1 (url {absent}): no such file",
@@ -166,7 +166,7 @@ def test_closed_port_is_connection_refused_in_one_line(tmp_path: Path, store_roo
     recipe = url_recipe(tmp_path, SMALL, url)
     done = cli("--store", str(store_root), "fetch", str(recipe))
     assert done.returncode == 1
-    assert done.stdout.splitlines() == [
+    assert report_lines(done.stdout) == [
         f"{recipe}: w.bin: note: source 1 (url {url}): connection refused",
         f"{recipe}: w.bin: FAILED: no source delivered it",
         f"{recipe}: FAILED: test-pkg 1.0 (1 of 1 file failed)",
@@ -185,8 +185,8 @@ def test_server_serving_other_bytes_fails_and_stores_nothing(tmp_path: Path, sto
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 1
     assert f"{recipe}: w.bin: FAILED: sha256 mismatch: expected {sha256(SMALL)}, got {sha256(other)}" \
-        in done.stdout.splitlines()
-    assert done.stdout.splitlines()[-1] == f"{recipe}: FAILED: test-pkg 1.0 (1 of 1 file failed)"
+        in report_lines(done.stdout)
+    assert report_lines(done.stdout)[-1] == f"{recipe}: FAILED: test-pkg 1.0 (1 of 1 file failed)"
     assert entries(store_root) == []
     assert partials(store_root) == []
     assert list((store_root / "tmp").iterdir()) == []
@@ -201,7 +201,7 @@ def test_body_longer_than_the_pin_is_refused_and_leaves_no_partial(tmp_path: Pat
     assert done.returncode == 1
     size = len(SMALL)
     assert f"{recipe}: w.bin: FAILED: size mismatch: expected {size} bytes, got more than {size} bytes" \
-        in done.stdout.splitlines()
+        in report_lines(done.stdout)
     assert entries(store_root) == []
     assert list((store_root / "tmp").iterdir()) == []
 
@@ -264,7 +264,7 @@ def test_server_ignoring_range_restarts_cleanly(tmp_path: Path, store_root: Path
     recipe = url_recipe(tmp_path, BIG, f"{file_server.url}/w.bin")
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.splitlines()[0].startswith(f"{recipe}: w.bin: ok (")  # no notes: nothing failed
+    assert report_lines(done.stdout)[0].startswith(f"{recipe}: w.bin: ok (")  # no notes: nothing failed
     assert gets(file_server, "/w.bin") == [f"bytes={half}-"]  # asked to resume, got the whole body once
     assert_stored(store_root, BIG)
 
@@ -280,7 +280,7 @@ def test_a_corrupt_partial_is_dropped_and_the_download_starts_over(tmp_path: Pat
     recipe = url_recipe(tmp_path, SMALL, url)
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.splitlines()[0] == (
+    assert report_lines(done.stdout)[0] == (
         f"{recipe}: w.bin: note: source 1 (url {url}): resumed bytes did not match; starting over"
     )
     assert gets(file_server, "/w.bin") == [f"bytes={half}-", None]

@@ -40,7 +40,7 @@ def verify_lines(reports: Sequence[RecipeReport], verb: str = "verified") -> lis
     for r in reports:
         for f in r.files:
             lines.extend(file_lines(r.recipe, f))
-        if r.ml_class:
+        if r.ml_class and verb == "verified":  # fetch only brings files; verify judges
             lines.append(f"{r.recipe}: ML-Policy class: {r.ml_class} ({'; '.join(r.class_reasons)})")
         for finding in r.policy_findings:
             lines.append(f"{r.recipe}: POLICY {r.policy}: {finding.rule}: {finding.message}")
