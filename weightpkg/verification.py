@@ -18,6 +18,19 @@ from .sources import Progress
 from .store import Store
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One problem: how bad, which rule (a stable id), which file, and what to tell a human."""
+
+    severity: str  # "error" | "warning"
+    rule: str
+    file: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"severity": self.severity, "rule": self.rule, "file": self.file, "message": self.message}
+
+
 @dataclass
 class FileReport:
     """The verdict on one published file (or input) and everything said about it."""
@@ -35,10 +48,13 @@ class FileReport:
     details: dict[str, Any] = field(default_factory=dict)
     sources: list[SourceCheck] = field(default_factory=list)
     declared_licenses: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
 
-    def fail(self, problem: str) -> None:
+    def fail(self, rule: str, problem: str) -> None:
+        """Record a failing finding: ``rule`` is its stable id, ``problem`` says it to a human."""
         self.status = "failed"
         self.problem = problem if self.problem is None else f"{self.problem}; {problem}"
+        self.findings.append(Finding("error", rule, self.path, problem))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -86,10 +102,17 @@ class RecipeReport:
     policy_findings: list[PolicyFinding] = field(default_factory=list)
 
     @property
+    def findings(self) -> list[Finding]:
+        """Every finding of the recipe, files first, then policy rules (file: the recipe)."""
+        found = [finding for f in self.files for finding in f.findings]
+        found += [
+            Finding(p.severity, f"policy-{p.rule}", self.recipe, p.message) for p in self.policy_findings
+        ]
+        return found
+
+    @property
     def ok(self) -> bool:
-        return all(f.status == "ok" for f in self.files) and not any(
-            p.severity == "error" for p in self.policy_findings
-        )
+        return not any(f.severity == "error" for f in self.findings)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +121,7 @@ class RecipeReport:
             "version": self.version,
             "license": self.license,
             "verdict": "verified" if self.ok else "failed",
+            "findings": [f.to_json() for f in self.findings],
             "files": [f.to_json() for f in self.files],
             "ml_policy_class": {"class": self.ml_class, "reasons": self.class_reasons},
             "policy": None
@@ -118,9 +142,12 @@ def check_entry(path: Path, pin: Pin, report: FileReport) -> None:
     with open(path, "rb", buffering=0) as handle:
         digest, _ = hash_stream(handle)
     if size != pin.size:
-        report.fail(f"store entry {path} has {size} bytes, expected {pin.size}")
+        report.fail("store-entry-altered", f"store entry {path} has {size} bytes, expected {pin.size}")
     if digest != pin.sha256:
-        report.fail(f"store entry {path} was altered: sha256 expected {pin.sha256.hex}, got {digest.hex}")
+        report.fail(
+            "store-entry-altered",
+            f"store entry {path} was altered: sha256 expected {pin.sha256.hex}, got {digest.hex}",
+        )
 
 
 def check_safetensors(path: Path, report: FileReport) -> None:
@@ -132,7 +159,8 @@ def check_safetensors(path: Path, report: FileReport) -> None:
             layout = parse_layout(handle.read(n), size)
         except SafetensorsError as exc:
             for finding in exc.findings:
-                report.fail(f"safetensors: {finding}")
+                rule = getattr(finding, "rule", "malformed")
+                report.fail(f"safetensors-{rule}", f"safetensors: {finding}")
             return
     report.details["safetensors"] = {
         "tensors": len(layout.tensors),
@@ -218,14 +246,12 @@ def fetch_recipe(
             except IntegrityError as exc:
                 file_report.notes.extend(exc.notes)
                 file_report.fail(
-                    f"sha256 mismatch: expected {exc.expected}, got {exc.actual}"
-                    if exc.kind == "sha256"
-                    else f"size mismatch: expected {exc.expected}, got {exc.actual}"
+                    f"{exc.kind}-mismatch", f"{exc.kind} mismatch: expected {exc.expected}, got {exc.actual}"
                 )
                 continue
             except FetchError as exc:
                 file_report.notes.extend(exc.attempts)
-                file_report.fail("no source delivered it")
+                file_report.fail("fetch-failed", "no source delivered it")
                 continue
             file_report.notes.extend(got.notes)
             file_report.source = got.source or ("store" if check else "store, not re-hashed")
@@ -239,7 +265,7 @@ def fetch_recipe(
                 file_report.sources = check_sources(pin, sources, ctx)
                 differing = [s for s in file_report.sources if s.status == "differs"]
                 for s in differing:
-                    file_report.fail(f"{s.source} delivers different bytes: {s.detail}")
+                    file_report.fail("source-differs", f"{s.source} delivers different bytes: {s.detail}")
                 compared = [s for s in file_report.sources if s.status != "unavailable"]
                 if len(compared) < 2:
                     file_report.notes.append(
