@@ -128,7 +128,9 @@ def test_check_finds_a_tampered_entry_and_repair_removes_it(tmp_path: Path) -> N
     path.chmod(0o644)
     with open(path, "r+b") as handle:
         handle.seek(100)
-        handle.write(b"X")
+        flipped = bytes([handle.read(1)[0] ^ 0xFF])
+        handle.seek(100)
+        handle.write(flipped)
     found = store.check()
     assert len(found.problems) == 1
     assert str(path) in found.problems[0] and "content changed" in found.problems[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -89,3 +90,29 @@ class StoreError(WeightpkgError):
     """The store cannot be used (not writable, corrupt layout, disk full)."""
 
     exit_code = 1
+
+
+class SignatureError(WeightpkgError):
+    """A signature does not hold: wrong key, tampered file, unknown signer, malformed signature.
+
+    ``file`` is what was signed (a file or a model directory), ``format`` one of ``minisign``,
+    ``ssh``, ``model-signing``; ``problems`` lists every difference found when there are several.
+    """
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        file: str | os.PathLike[str],
+        format: str,
+        reason: str,
+        *,
+        signature: str | os.PathLike[str] | None = None,
+        problems: Iterable[str] = (),
+    ) -> None:
+        self.file = str(file)
+        self.format = format
+        self.reason = reason
+        self.signature = None if signature is None else str(signature)
+        self.problems = tuple(problems)
+        super().__init__(f"{self.file}: {format} signature: {reason}")
