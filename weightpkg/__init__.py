@@ -32,6 +32,7 @@ __all__ = [
     "lint",
     "load_recipe",
     "open_store",
+    "sign_recipe",
     "verify",
 ]
 
@@ -168,3 +169,25 @@ def fetch(
         fetch_recipe(r, store, with_inputs=with_inputs, check=False, progress=progress)
         for r in _load_all(paths)
     ]
+
+
+def sign_recipe(path: str | Path, secret_key: str | Path, store: Store | None = None) -> list[Path]:
+    """Sign every published file of a recipe with a minisign key, after fetching it (only
+    pinned bytes are ever signed). Signatures go to ``<recipe>.signatures/<path>.minisig``, their
+    trusted comment binding the file's name and sha256."""
+    from .signing import sign_minisign
+    from .verification import fetch_recipe, signature_path
+
+    recipe = load_recipe(path)
+    store = store or open_store()
+    report = fetch_recipe(recipe, store, check=True)
+    failed = [f for f in report.files if f.status != "ok" or f.store_path is None]
+    if failed:
+        raise UsageError("\n".join(f"{path}: {f.path}: cannot sign: {f.problem}" for f in failed))
+    written = []
+    for f in report.files:
+        target = signature_path(recipe, f.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        comment = f"file:{Path(f.path).name}\tsha256:{f.sha256}"
+        written.append(sign_minisign(f.store_path, secret_key, comment, target))
+    return written

@@ -215,6 +215,135 @@ def fetch(ctx: click.Context, recipes: tuple[str, ...], as_json: bool, with_inpu
 
 
 @cli.group()
+def sign() -> None:
+    """Make signatures: minisign keys, a recipe's files, any file, a model directory."""
+
+
+@sign.command("keygen")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default="weightpkg", show_default=True, help="Key file name (NAME.pub, NAME.key).")
+def sign_keygen(directory: Path, name: str) -> None:
+    """Write a new unencrypted minisign key pair (never overwrites)."""
+    from weightpkg.signing import generate_minisign_keypair
+
+    with _errors_to_exit():
+        directory.mkdir(parents=True, exist_ok=True)
+        for path in generate_minisign_keypair(directory, name):
+            click.echo(str(path))
+
+
+@sign.command("recipe")
+@click.argument("recipe")
+@click.option(
+    "--key",
+    "key",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="minisign secret key.",
+)
+@click.pass_context
+def sign_recipe(ctx: click.Context, recipe: str, key: Path) -> None:
+    """Sign each published file (fetched and checked first) into RECIPE's .signatures folder."""
+    with _errors_to_exit():
+        for path in weightpkg.sign_recipe(recipe, key, _store(ctx)):
+            click.echo(str(path))
+
+
+@sign.command("file")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--minisign-key", type=click.Path(dir_okay=False, path_type=Path), help="minisign secret key.")
+@click.option("--ssh-key", type=click.Path(dir_okay=False, path_type=Path), help="OpenSSH private key.")
+@click.option("--namespace", default="weightpkg", show_default=True, help="SSH signature namespace.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Signature file.")
+def sign_file(
+    file: Path, minisign_key: Path | None, ssh_key: Path | None, namespace: str, output: Path | None
+) -> None:
+    """Sign FILE with minisign (FILE.minisig) or ssh-keygen's SSHSIG format (FILE.sig)."""
+    from weightpkg.signing import sign_minisign, sign_ssh
+
+    with _errors_to_exit():
+        if (minisign_key is None) == (ssh_key is None):
+            raise UsageError("give exactly one of --minisign-key and --ssh-key")
+        if minisign_key is not None:
+            click.echo(str(sign_minisign(file, minisign_key, signature_path=output)))
+        else:
+            click.echo(str(sign_ssh(file, ssh_key, namespace, output)))
+
+
+@sign.command("model")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--key",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="EC private key (PEM), as model_signing sign key takes.",
+)
+@click.option(
+    "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The bundle to write."
+)
+def sign_model(directory: Path, key: Path, output: Path) -> None:
+    """Sign a model directory as an OpenSSF model-signing bundle."""
+    from weightpkg.signing import sign_model_dir
+
+    with _errors_to_exit():
+        click.echo(str(sign_model_dir(directory, key, output)))
+
+
+@cli.command("check-signature")
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--minisign-key", help="minisign public key: a .pub file, a folder of them, or an RW… line.")
+@click.option(
+    "--allowed-signers",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="OpenSSH allowed_signers keyring.",
+)
+@click.option("--principal", help="With --allowed-signers: who must have signed (default: anyone listed).")
+@click.option("--namespace", default="weightpkg", show_default=True)
+@click.option(
+    "--model-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="EC public key (PEM) for a model-signing bundle; TARGET is the model directory.",
+)
+@click.option(
+    "--signature",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Signature file (default: TARGET.minisig or TARGET.sig).",
+)
+@click.option("--json", "as_json", is_flag=True)
+def check_signature(
+    target: Path,
+    minisign_key: str | None,
+    allowed_signers: Path | None,
+    principal: str | None,
+    namespace: str,
+    model_key: Path | None,
+    signature: Path | None,
+    as_json: bool,
+) -> None:
+    """Check one signature of a file or model directory; exit 1 if it does not hold."""
+    from weightpkg import signing
+
+    with _errors_to_exit():
+        chosen = [x for x in (minisign_key, allowed_signers, model_key) if x is not None]
+        if len(chosen) != 1:
+            raise UsageError("give exactly one of --minisign-key, --allowed-signers and --model-key")
+        if minisign_key is not None:
+            verified = signing.verify_minisign(target, minisign_key, signature)
+        elif allowed_signers is not None:
+            verified = signing.verify_ssh(target, allowed_signers, principal, namespace, signature)
+        else:
+            if signature is None:
+                raise UsageError("--model-key needs --signature (the bundle)")
+            verified = signing.verify_model_dir(target, model_key, signature)
+        if as_json:
+            from weightpkg.report import to_json
+
+            click.echo(to_json(verified.to_json()))
+        else:
+            click.echo(f"{target}: {verified.format} signature holds (key {verified.key})")
+
+
+@cli.group()
 def store() -> None:
     """Inspect and maintain the store."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +67,10 @@ def read_policy(path: str | Path) -> Policy:
     if problems:
         shown = str(path)
         raise PolicyError([Problem(shown, key, message, loaded.line_of(key)) for key, message in problems])
-    return Policy.from_mapping(loaded.data)
+    policy = Policy.from_mapping(loaded.data)
+    base = Path(path).parent
+    keys = tuple(k if k.startswith("RW") else str(base / k) for k in policy.trusted_keys)
+    return replace(policy, trusted_keys=keys)
 
 
 def read_recipe(path: str | Path) -> LoadedRecipe:

@@ -273,7 +273,46 @@ def fetch_recipe(
                     )
         if policy is not None:
             report.policy = policy.name
-            report.policy_findings = evaluate(recipe, policy, PackageFacts())
+            signed = check_signatures(recipe, report, policy) if policy.trusted_keys else False
+            report.policy_findings = evaluate(recipe, policy, PackageFacts(signed=signed))
         if all(f.status == "ok" for f in report.files):
             store.write_manifest(recipe.id, manifest_for(recipe, report.files, store))
     return report
+
+
+def signature_path(recipe: Recipe, weight_path: str) -> Path:
+    """Where a published file's minisign signature lives: ``<recipe>.signatures/<path>.minisig``
+    beside the recipe, so signatures travel with the recipe whatever the file's sources are."""
+    origin = Path(recipe.origin)
+    return origin.parent / f"{origin.stem}.signatures" / f"{weight_path}.minisig"
+
+
+def check_signatures(recipe: Recipe, report: RecipeReport, policy: Policy) -> bool:
+    """Verify each published file's signature against the policy's trusted keys; a signature
+    that is there but does not hold is a failing finding. True when every file is signed."""
+    from .errors import SignatureError, UsageError
+    from .signing import verify_minisign
+
+    all_signed = True
+    for file_report in report.files:
+        if file_report.role != "weights":
+            continue
+        sig = signature_path(recipe, file_report.path)
+        if file_report.store_path is None or not sig.is_file():
+            all_signed = False
+            continue
+        holds = False
+        failures = []
+        for key in policy.trusted_keys:
+            try:
+                verified = verify_minisign(file_report.store_path, key, sig, name=Path(file_report.path).name)
+            except (SignatureError, UsageError) as exc:
+                failures.append(str(exc))
+                continue
+            file_report.notes.append(f"signed by minisign key {verified.key} ({sig})")
+            holds = True
+            break
+        if not holds:
+            all_signed = False
+            file_report.fail("signature-invalid", f"signature {sig} does not hold: {'; '.join(failures)}")
+    return all_signed

@@ -54,6 +54,7 @@ class Policy:
     require_rebuildable: bool = False
     pickle: Literal["forbid", "allow-safe", "allow"] = "allow"
     require_signatures: bool = False
+    trusted_keys: tuple[str, ...] = ()  # as written; the edge resolves paths against the policy file
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Policy:
@@ -70,6 +71,7 @@ class Policy:
             require_rebuildable=rules.get("require-rebuildable", False),
             pickle=rules.get("pickle", "allow"),
             require_signatures=rules.get("require-signatures", False),
+            trusted_keys=tuple(rules.get("trusted-keys", ())),
         )
 
 
