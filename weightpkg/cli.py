@@ -214,6 +214,32 @@ def fetch(ctx: click.Context, recipes: tuple[str, ...], as_json: bool, with_inpu
     _run_verify(ctx, recipes, as_json, "fetched", with_inputs=with_inputs)
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Deterministic JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="Only the one verdict line per file.")
+def scan(paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+    """Check files without a recipe: pickles (never loaded), zips, npy, safetensors headers.
+
+    Exit 1 if anything is dangerous or malformed, 2 if a file cannot be read.
+    """
+    from weightpkg.scan import scan_paths
+
+    with _errors_to_exit():
+        scans = scan_paths(paths)
+        if as_json:
+            from weightpkg.report import to_json
+
+            click.echo(to_json({"files": [s.to_json() for s in scans]}))
+        else:
+            for result in scans:
+                lines = result.lines()
+                for line in lines[:1] if quiet else lines:
+                    click.echo(line)
+        if any(s.failed for s in scans):
+            sys.exit(1)
+
+
 @cli.group()
 def sign() -> None:
     """Make signatures: minisign keys, a recipe's files, any file, a model directory."""

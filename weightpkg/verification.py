@@ -169,6 +169,25 @@ def check_safetensors(path: Path, report: FileReport) -> None:
     }
 
 
+#: Formats whose files may carry pickles: scanned (never loaded) by verify.
+SCANNED_FORMATS = frozenset({"pytorch-pickle", "torchscript", "pickle", "numpy"})
+
+
+def check_pickles(path: Path, report: FileReport) -> None:
+    """Scan a pickle-bearing file's opcodes; dangerous or unreadable pickles fail the file,
+    unknown globals are left to the policy (pickle = "allow-safe" refuses them)."""
+    from .scan import scan_file
+
+    result = scan_file(path)
+    report.details["pickle"] = {
+        "verdict": result.verdict,
+        "globals": sorted({g.dotted for g in result.globals}),
+    }
+    for finding in result.findings:
+        if finding.severity == "error":
+            report.fail(f"pickle-{finding.rule}", f"pickle scan: {finding.message}")
+
+
 def _pins(recipe: Recipe, with_inputs: bool) -> list[tuple[FileReport, Pin, Sequence[Any]]]:
     out = []
     for w in recipe.weights:
@@ -261,6 +280,8 @@ def fetch_recipe(
                     check_entry(got.store_path, pin, file_report)
                 if file_report.format == "safetensors" and file_report.status == "ok":
                     check_safetensors(got.store_path, file_report)
+                elif file_report.format in SCANNED_FORMATS and file_report.status == "ok":
+                    check_pickles(got.store_path, file_report)
             if all_sources and len(sources) > 1:
                 file_report.sources = check_sources(pin, sources, ctx)
                 differing = [s for s in file_report.sources if s.status == "differs"]
@@ -274,7 +295,11 @@ def fetch_recipe(
         if policy is not None:
             report.policy = policy.name
             signed = check_signatures(recipe, report, policy) if policy.trusted_keys else False
-            report.policy_findings = evaluate(recipe, policy, PackageFacts(signed=signed))
+            verdicts = {
+                f.path: f.details["pickle"]["verdict"] for f in report.files if "pickle" in f.details
+            }
+            facts = PackageFacts(pickle_verdicts=verdicts, signed=signed)
+            report.policy_findings = evaluate(recipe, policy, facts)
         if all(f.status == "ok" for f in report.files):
             store.write_manifest(recipe.id, manifest_for(recipe, report.files, store))
     return report

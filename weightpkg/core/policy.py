@@ -39,6 +39,7 @@ FREE_LICENSES = frozenset(
 
 #: Formats whose loading runs a pickle: code, not data.
 PICKLE_FORMATS = frozenset({"pytorch-pickle", "torchscript", "pickle"})
+#: numpy files carry a pickle only for object arrays; the scan says whether this one does.
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,8 +202,8 @@ def _pickle_findings(recipe: Recipe, policy: Policy, facts: PackageFacts) -> Seq
     found = []
     for w in recipe.weights:
         verdict = facts.pickle_verdicts.get(w.path)
-        if w.format not in PICKLE_FORMATS and verdict is None:
-            continue
+        if w.format not in PICKLE_FORMATS and verdict in (None, "safe"):
+            continue  # a numpy file without object arrays carries no pickle
         if policy.pickle == "forbid":
             found.append(PolicyFinding("pickle", f"{w.path} is {w.format}: loading it runs a pickle"))
         elif verdict != "safe":
