@@ -80,16 +80,10 @@ def lint(paths: Iterable[str | Path]) -> list[Problem]:
 def hash_file(path: str | Path) -> tuple[Digest, int]:
     """sha256 and size of a file, streamed through one reused 1 MiB buffer."""
     from .core.digest import hash_stream
+    from .errors import reading
 
-    try:
-        with open(path, "rb", buffering=0) as handle:
-            return hash_stream(handle)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    with reading(path), open(path, "rb", buffering=0) as handle:
+        return hash_stream(handle)
 
 
 def open_store(root: str | Path | None = None) -> Store:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 
@@ -44,6 +45,20 @@ class PolicyError(RecipeError):
 
 class UsageError(WeightpkgError):
     """The command line asks for something that cannot be done (missing file, bad option value)."""
+
+
+@contextlib.contextmanager
+def reading(path: object, what: str | None = None) -> Iterator[None]:
+    """Turn the OS's errors while reading an input file into one UsageError line naming it."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file" + (f" ({what})" if what else "")) from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory" + (f", not {what}" if what else "")) from None
+    except OSError as exc:
+        thing = f" {what}" if what else ""
+        raise UsageError(f"{path}: cannot read{thing}: {exc.strerror}") from None
 
 
 class FetchError(WeightpkgError):

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from .core.digest import chunk_buffer, hash_stream
-from .errors import SignatureError, UsageError
+from .errors import SignatureError, UsageError, reading
 
 MINISIGN = "minisign"
 SSH = "ssh"
@@ -94,15 +94,8 @@ class Verified:
 
 def _read_small(path: Path, what: str, limit: int = _SMALL_FILE_LIMIT) -> bytes:
     """The bytes of a key or signature file; UsageError naming the file if it cannot be had."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file ({what})") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not {what}") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    with reading(path, what), open(path, "rb") as handle:
+        data = handle.read(limit + 1)
     if len(data) > limit:
         raise UsageError(f"{path}: larger than {limit} bytes, too large for {what}")
     return data
