@@ -111,6 +111,8 @@ def satisfies(expression: str, accepted: Iterable[str]) -> bool:
     """Whether a licence expression can be honoured using only ``accepted`` licences:
     OR needs one branch, AND needs all; an exception (WITH) only adds permissions."""
     allowed = {a.lower() for a in accepted}
+    if not any(c in expression for c in " ()"):  # a bare id: no need to import the parser
+        return expression.lower() in allowed
 
     def walk(node: Any) -> bool:
         kind = type(node).__name__
