@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from weightpkg.core.digest import CHUNK_SIZE, Digest, hash_stream, nix32_decode, nix32_encode
+from weightpkg.core.digest import (
+    CHUNK_SIZE,
+    READ_AHEAD_CHUNK,
+    Digest,
+    hash_stream,
+    nix32_decode,
+    nix32_encode,
+)
 
 from .conftest import require_peer
 
@@ -73,13 +80,41 @@ class CountingStream(io.RawIOBase):
         return self.inner.readinto(buf)
 
 
-def test_hash_stream_reuses_one_buffer_of_one_mebibyte() -> None:
-    data = os.urandom(3 * CHUNK_SIZE + 123)
+def test_hash_stream_reads_ahead_into_two_reused_buffers() -> None:
+    data = os.urandom(5 * READ_AHEAD_CHUNK + 123)
     stream = CountingStream(data)
     digest, size = hash_stream(stream)
     assert (digest.hex, size) == (hashlib.sha256(data).hexdigest(), len(data))
-    assert len(stream.buffers) == 1
-    assert set(stream.sizes) == {CHUNK_SIZE}
+    assert len(stream.buffers) == 2, "two buffers, reused, however long the stream"
+    assert set(stream.sizes) == {READ_AHEAD_CHUNK}
+    assert len(stream.sizes) == 7  # 6 reads with data, one that finds the end
+
+
+def test_hash_stream_with_a_given_buffer_reuses_it() -> None:
+    data = os.urandom(3 * CHUNK_SIZE + 5)
+    stream = CountingStream(data)
+    digest, _ = hash_stream(stream, bytearray(CHUNK_SIZE))
+    assert digest.hex == hashlib.sha256(data).hexdigest()
+    assert len(stream.buffers) == 1 and set(stream.sizes) == {CHUNK_SIZE}
+
+
+class FailingStream(io.RawIOBase):
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: bytearray) -> int:  # type: ignore[override]
+        raise OSError(5, "Input/output error")
+
+
+def test_a_read_error_reaches_the_caller() -> None:
+    with pytest.raises(OSError, match="Input/output error"):
+        hash_stream(FailingStream())
+
+
+@pytest.mark.parametrize("size", [0, 1, READ_AHEAD_CHUNK - 1, READ_AHEAD_CHUNK, READ_AHEAD_CHUNK + 1])
+def test_hash_stream_at_buffer_boundaries(size: int) -> None:
+    data = os.urandom(size)
+    assert hash_stream(io.BytesIO(data)) == (Digest(hashlib.sha256(data).digest()), size)
 
 
 def _sample_files(folder: Path) -> list[Path]:

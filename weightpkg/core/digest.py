@@ -7,7 +7,7 @@ import hashlib
 import mmap
 import re
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 #: Nix's base32 alphabet: digits and lower-case letters without e, o, u and t.
 NIX32_ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"
@@ -123,19 +123,68 @@ def chunk_buffer(size: int = CHUNK_SIZE) -> mmap.mmap:
     return mmap.mmap(-1, size)
 
 
-def hash_stream(stream: BinaryIO, buffer: bytearray | mmap.mmap | None = None) -> tuple[Digest, int]:
-    """Hash a binary stream to its end through one reused buffer; returns (digest, size).
+#: hash_stream reads ahead into two buffers of this size while it hashes the other one.
+READ_AHEAD_CHUNK = 4 << 20
 
-    ``readinto`` on an unbuffered file keeps memory flat however large the file is.
+
+def hash_stream(stream: BinaryIO, buffer: bytearray | mmap.mmap | None = None) -> tuple[Digest, int]:
+    """Hash a binary stream to its end through reused buffers; returns (digest, size).
+
+    Reading (``readinto`` on an unbuffered file) and hashing both release the GIL, so a reader
+    thread fills one page-aligned buffer while the other is hashed: the copy from the page cache
+    then costs no wall time when a second core is free (docs/performance.md). Memory stays flat:
+    two 4 MiB buffers whatever the file's size. With ``buffer`` given, one buffer, one thread.
     """
-    buf = buffer if buffer is not None else chunk_buffer()
-    view = memoryview(buf)
     hasher = StreamHasher()
     readinto = getattr(stream, "readinto", None)
     if readinto is None:
-        while chunk := stream.read(len(buf)):
+        while chunk := stream.read(CHUNK_SIZE):
             hasher.update(chunk)
         return hasher.digest(), hasher.size
-    while n := readinto(buf):
-        hasher.update(view[:n])
+    if buffer is not None:
+        view = memoryview(buffer)
+        while n := readinto(buffer):
+            hasher.update(view[:n])
+        return hasher.digest(), hasher.size
+    return _hash_reading_ahead(readinto, hasher)
+
+
+def _hash_reading_ahead(readinto: Any, hasher: StreamHasher) -> tuple[Digest, int]:
+    import threading
+
+    buffers = (chunk_buffer(READ_AHEAD_CHUNK), chunk_buffer(READ_AHEAD_CHUNK))
+    views = tuple(memoryview(b) for b in buffers)
+    filled = (threading.Semaphore(0), threading.Semaphore(0))
+    free = (threading.Semaphore(1), threading.Semaphore(1))
+    sizes = [0, 0]
+    failure: list[BaseException] = []
+
+    def read() -> None:
+        index = 0
+        try:
+            while True:
+                free[index].acquire()
+                sizes[index] = readinto(buffers[index]) or 0
+                filled[index].release()
+                if not sizes[index]:
+                    return
+                index ^= 1
+        except BaseException as exc:  # handed to the hashing side, raised there
+            failure.append(exc)
+            sizes[index] = 0
+            filled[index].release()
+
+    reader = threading.Thread(target=read, name="weightpkg-read-ahead", daemon=True)
+    reader.start()
+    index = 0
+    while True:
+        filled[index].acquire()
+        if not sizes[index]:
+            break
+        hasher.update(views[index][: sizes[index]])
+        free[index].release()
+        index ^= 1
+    reader.join()
+    if failure:
+        raise failure[0]
     return hasher.digest(), hasher.size
