@@ -28,6 +28,7 @@ from weightpkg.core import pickles
 from weightpkg.errors import UsageError
 from weightpkg.scan import FileScan, scan_file, scan_paths
 
+from .builders import zip_bytes
 from .conftest import CORPORA
 
 PICKLESCAN = CORPORA / "picklescan" / "tests"
@@ -267,11 +268,8 @@ def test_plain_pickles_of_every_protocol_are_safe(tmp_path: Path) -> None:
 
 
 def _zip(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
+    """Members stored uncompressed unless asked, so tests can patch their bytes in place."""
+    return zip_bytes(members, compression)
 
 
 def _headers(data: bytes) -> tuple[int, int]:
