@@ -641,7 +641,8 @@ def test_escaped_triple_quote_in_a_multiline_string_does_not_hang(tmp_path: Path
     path = write(tmp_path, text)
     assert_problems(cli, path, [
         (1, "x",
-         "unknown key; known keys: bias, build, inputs, license, package, reproducibility, schema, weights"),
+         "unknown key; known keys: bias, build, inputs, license, package, reproducibility, schema, "
+         "signatures, weights"),
         (17, "weights[0].sha256",
          "not a sha256: expected 64 lower-case hexadecimal digits, got 'abc' (3 characters)"),
     ], timeout=20)

@@ -174,7 +174,7 @@ def sign_recipe(path: str | Path, secret_key: str | Path, store: Store | None = 
 
     recipe = load_recipe(path)
     store = store or open_store()
-    report = fetch_recipe(recipe, store, check=True)
+    report = fetch_recipe(recipe, store, check=True, signatures=False)
     failed = [f for f in report.files if f.status != "ok" or f.store_path is None]
     if failed:
         raise UsageError("\n".join(f"{path}: {f.path}: cannot sign: {f.problem}" for f in failed))

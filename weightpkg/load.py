@@ -68,9 +68,18 @@ def read_policy(path: str | Path) -> Policy:
         shown = str(path)
         raise PolicyError([Problem(shown, key, message, loaded.line_of(key)) for key, message in problems])
     policy = Policy.from_mapping(loaded.data)
-    base = Path(path).parent
-    keys = tuple(k if k.startswith("RW") else str(base / k) for k in policy.trusted_keys)
-    return replace(policy, trusted_keys=keys)
+    return replace(policy, trusted_keys=resolve_keys(policy.trusted_keys, Path(path).parent))
+
+
+def resolve_keys(keys: tuple[str, ...], base: Path) -> tuple[str, ...]:
+    """Key paths as written in a recipe or policy, made relative to its folder; a minisign key
+    line (``RW`` and 54 more base64 characters) stays as it is unless a file has that name."""
+    resolved = []
+    for key in keys:
+        path = base / key
+        line = len(key) == 56 and key.startswith("RW") and not path.exists()
+        resolved.append(key if line else str(path))
+    return tuple(resolved)
 
 
 def read_recipe(path: str | Path) -> LoadedRecipe:

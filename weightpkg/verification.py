@@ -245,11 +245,13 @@ def fetch_recipe(
     with_inputs: bool = False,
     all_sources: bool = False,
     check: bool = True,
+    signatures: bool = True,
     policy: Policy | None = None,
     progress: Progress | None = None,
 ) -> RecipeReport:
     """Fetch every published file (and inputs if asked) into the store, check each one, and
-    judge the package by its ML-Policy class and the distributor's policy if one is given."""
+    judge the package by its ML-Policy class and the distributor's policy if one is given.
+    With ``check``, signatures are checked too unless ``signatures`` is false (as when signing)."""
     licenses = {
         key: value for key, value in vars(recipe.license).items() if value is not None and key != "notes"
     }
@@ -292,12 +294,10 @@ def fetch_recipe(
                     file_report.notes.append(
                         f"only {len(compared)} of {len(sources)} sources could be compared"
                     )
+        signed = check_signatures(recipe, report, policy) if check and signatures else False
         if policy is not None:
             report.policy = policy.name
-            signed = check_signatures(recipe, report, policy) if policy.trusted_keys else False
-            verdicts = {
-                f.path: f.details["pickle"]["verdict"] for f in report.files if "pickle" in f.details
-            }
+            verdicts = {f.path: f.details["pickle"]["verdict"] for f in report.files if "pickle" in f.details}
             facts = PackageFacts(pickle_verdicts=verdicts, signed=signed)
             report.policy_findings = evaluate(recipe, policy, facts)
         if all(f.status == "ok" for f in report.files):
@@ -312,32 +312,56 @@ def signature_path(recipe: Recipe, weight_path: str) -> Path:
     return origin.parent / f"{origin.stem}.signatures" / f"{weight_path}.minisig"
 
 
-def check_signatures(recipe: Recipe, report: RecipeReport, policy: Policy) -> bool:
-    """Verify each published file's signature against the policy's trusted keys; a signature
-    that is there but does not hold is a failing finding. True when every file is signed."""
+def check_signatures(recipe: Recipe, report: RecipeReport, policy: Policy | None) -> bool:
+    """Verify each published file's signature against the keys the recipe and the policy trust.
+
+    A signature that is there but does not hold is a failing finding; so is a missing one when
+    the recipe names keys, since the recipe then promises signed files. True when every file is
+    signed by a key the policy trusts, or by a recipe key where the policy names none: that is
+    what ``require-signatures`` asks for, and a recipe cannot vouch for itself to a policy that
+    has keys of its own.
+    """
     from .errors import SignatureError, UsageError
+    from .load import resolve_keys
     from .signing import verify_minisign
 
+    base = Path(recipe.origin).parent
+    recipe_keys = resolve_keys(recipe.signatures.trusted_keys, base) if recipe.signatures else ()
+    policy_keys = policy.trusted_keys if policy is not None else ()
+    keys = [(key, "policy") for key in policy_keys] + [(key, "recipe") for key in recipe_keys]
+    if not keys:
+        return False
+    counted = "policy" if policy_keys else "recipe"
     all_signed = True
     for file_report in report.files:
         if file_report.role != "weights":
             continue
         sig = signature_path(recipe, file_report.path)
-        if file_report.store_path is None or not sig.is_file():
+        if file_report.store_path is None:
             all_signed = False
             continue
-        holds = False
+        if not sig.is_file():
+            all_signed = False
+            if recipe_keys:
+                file_report.fail(
+                    "signature-missing", f"the recipe names trusted keys, but there is no signature {sig}"
+                )
+            continue
+        holder = None
         failures = []
-        for key in policy.trusted_keys:
+        for key, named_by in keys:
             try:
                 verified = verify_minisign(file_report.store_path, key, sig, name=Path(file_report.path).name)
             except (SignatureError, UsageError) as exc:
                 failures.append(str(exc))
                 continue
-            file_report.notes.append(f"signed by minisign key {verified.key} ({sig})")
-            holds = True
+            file_report.notes.append(
+                f"signed by minisign key {verified.key}, trusted by the {named_by} ({sig})"
+            )
+            holder = named_by
             break
-        if not holds:
-            all_signed = False
+        if holder is None:
             file_report.fail("signature-invalid", f"signature {sig} does not hold: {'; '.join(failures)}")
+        if holder != counted:
+            all_signed = False
     return all_signed

@@ -185,6 +185,11 @@ class Bias:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Signatures:
+    trusted_keys: tuple[str, ...]  # as written; the edge resolves paths against the recipe file
+
+
+@dataclass(frozen=True, kw_only=True)
 class Recipe:
     """One weight package. ``origin`` is the recipe file as shown to users."""
 
@@ -196,6 +201,7 @@ class Recipe:
     build: Build | None = None
     reproducibility: Reproducibility = Reproducibility(level="unavailable", reason="not declared")
     bias: Bias | None = None
+    signatures: Signatures | None = None
 
     @property
     def id(self) -> str:
@@ -525,4 +531,9 @@ def _build(data: Mapping[str, Any], origin: str) -> Recipe:
         build=build,
         reproducibility=repro,
         bias=bias,
+        signatures=(
+            Signatures(trusted_keys=tuple(data["signatures"]["trusted-keys"]))
+            if "signatures" in data
+            else None
+        ),
     )
