@@ -68,6 +68,27 @@ def test_the_version_flag_imports_nothing_heavy() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_verify_of_a_valid_unsigned_recipe_imports_nothing_heavy(tmp_path: Path) -> None:
+    # verify runs in every distro build: its fixed cost is start-up (docs/performance.md). A valid
+    # recipe needs no jsonschema, bare SPDX ids no license_expression, no keys no cryptography.
+    code = (
+        "import sys\n"
+        "from weightpkg.cli import main\n"
+        f"sys.argv = ['weightpkg', '--store', {str(tmp_path / 'store')!r}, 'verify',\n"
+        f"            {str(REPO / 'recipes' / 'digits-mlp.toml')!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "heavy = {'requests', 'numpy', 'jsonschema', 'safetensors', 'urllib3', 'cryptography',\n"
+        "         'license_expression'} & set(sys.modules)\n"
+        "print(sorted(heavy), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr.strip() == "[]"
+
+
 def test_ruff_is_clean() -> None:
     pytest.importorskip("ruff", reason="ruff comes with the test extras: pip install -e '.[test]'")
     done = subprocess.run(

@@ -321,9 +321,7 @@ def check_signatures(recipe: Recipe, report: RecipeReport, policy: Policy | None
     what ``require-signatures`` asks for, and a recipe cannot vouch for itself to a policy that
     has keys of its own.
     """
-    from .errors import SignatureError, UsageError
     from .load import resolve_keys
-    from .signing import verify_minisign
 
     base = Path(recipe.origin).parent
     recipe_keys = resolve_keys(recipe.signatures.trusted_keys, base) if recipe.signatures else ()
@@ -331,6 +329,9 @@ def check_signatures(recipe: Recipe, report: RecipeReport, policy: Policy | None
     keys = [(key, "policy") for key in policy_keys] + [(key, "recipe") for key in recipe_keys]
     if not keys:
         return False
+    from .errors import SignatureError, UsageError
+    from .signing import verify_minisign  # imports cryptography: only when there are keys
+
     counted = "policy" if policy_keys else "recipe"
     all_signed = True
     for file_report in report.files:
