@@ -8,13 +8,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import Problem, RecipeError, UsageError, WeightpkgError
 
 if TYPE_CHECKING:
+    from .builder import BuildResult, EnvMode
     from .core.digest import Digest
     from .core.recipe import Recipe
     from .sources import Progress
@@ -32,6 +33,7 @@ __all__ = [
     "lint",
     "load_recipe",
     "open_store",
+    "rebuild",
     "sign_recipe",
     "verify",
 ]
@@ -163,6 +165,31 @@ def fetch(
         fetch_recipe(r, store, with_inputs=with_inputs, check=False, progress=progress)
         for r in _load_all(paths)
     ]
+
+
+def rebuild(
+    path: str | Path,
+    store: Store | None = None,
+    *,
+    env_mode: EnvMode = "venv",
+    log: Callable[[str], None] | None = None,
+    record_duration: bool = False,
+    timeout: float | None = None,
+) -> BuildResult:
+    """Rebuild a recipe's outputs from its pinned inputs and add them to the store, with a build
+    record beside them. BuildError (nothing enters the store) when an input's pin does not
+    match, the command fails, or a declared output is missing."""
+    from .builder import rebuild as run_rebuild
+
+    recipe = load_recipe(path)
+    return run_rebuild(
+        recipe,
+        store or open_store(),
+        env_mode=env_mode,
+        log=log,
+        record_duration=record_duration,
+        timeout=timeout,
+    )
 
 
 def sign_recipe(path: str | Path, secret_key: str | Path, store: Store | None = None) -> list[Path]:

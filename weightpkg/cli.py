@@ -214,6 +214,66 @@ def fetch(ctx: click.Context, recipes: tuple[str, ...], as_json: bool, with_inpu
     _run_verify(ctx, recipes, as_json, "fetched", with_inputs=with_inputs)
 
 
+_ENV_OPTION = click.option(
+    "--env",
+    "env_mode",
+    type=click.Choice(["venv", "current"]),
+    default="venv",
+    show_default=True,
+    help="venv: a virtual environment of exactly the recipe's pinned requirements (cached); "
+    "current: the interpreter running weightpkg.",
+)
+
+
+@cli.command()
+@click.argument("recipe")
+@_ENV_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the build record as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="Do not echo the build's output.")
+@click.option("--record-duration", is_flag=True, help="Put the build's duration in its record.")
+@click.option("--timeout", type=float, help="Kill the build command after this many seconds.")
+@click.pass_context
+def rebuild(
+    ctx: click.Context,
+    recipe: str,
+    env_mode: str,
+    as_json: bool,
+    quiet: bool,
+    record_duration: bool,
+    timeout: float | None,
+) -> None:
+    """Rebuild a recipe's outputs from its pinned inputs into the store.
+
+    Every input is fetched and checked first; the command runs in a fresh folder holding only
+    the inputs, with a pinned environment and no network where the kernel allows it.
+    """
+    from weightpkg.report import to_json
+
+    def echo(line: str) -> None:
+        if not quiet:
+            click.echo(
+                f"  | {line}" if not line.startswith(("building ", "creating ", "$ ")) else line, err=True
+            )
+
+    with _errors_to_exit():
+        result = weightpkg.rebuild(
+            recipe,
+            _store(ctx),
+            env_mode=env_mode,  # type: ignore[arg-type]
+            log=echo,
+            record_duration=record_duration,
+            timeout=timeout,
+        )
+        if as_json:
+            click.echo(to_json(result.record))
+            return
+        for output in result.outputs:
+            click.echo(f"{recipe}: built {output.path}: sha256 {output.sha256.hex}, {output.size} bytes")
+            click.echo(f"  {output.store_path}")
+        click.echo(f"{recipe}: build record {result.record_path}")
+        click.echo(f"{recipe}: isolation: {result.record['isolation']}")
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Deterministic JSON.")

@@ -107,6 +107,12 @@ class StoreError(WeightpkgError):
     exit_code = 1
 
 
+class BuildError(WeightpkgError):
+    """A rebuild could not run or did not produce its declared outputs; nothing entered the store."""
+
+    exit_code = 1
+
+
 class SignatureError(WeightpkgError):
     """A signature does not hold: wrong key, tampered file, unknown signer, malformed signature.
 

@@ -310,6 +310,22 @@ class Store:
             raise StoreError(f"{path}: cannot write the manifest: {exc.strerror}") from None
         return path
 
+    def read_manifest(self, package_id: str) -> dict[str, Any] | None:
+        """One manifest, or None when there is none or it cannot be read (then it is rewritten)."""
+        path = self.root / "packages" / f"{_NAME_UNSAFE.sub('_', package_id)}.json"
+        try:
+            manifest = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return manifest if isinstance(manifest, dict) else None
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """An exclusive lock named ``name``, for work that must happen once (making a build
+        environment) however many processes ask at the same time."""
+        with self._flock(self.root / "locks" / f"{_NAME_UNSAFE.sub('_', name)}.lock", fcntl.LOCK_EX):
+            yield
+
     def read_manifests(self) -> tuple[dict[str, list[str]], list[str]]:
         """Entry names each package refers to, and one line per manifest that cannot be read."""
         referenced: dict[str, list[str]] = {}

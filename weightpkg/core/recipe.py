@@ -7,6 +7,7 @@ The schema checks shape (types, required and unknown keys, patterns); this modul
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -343,6 +344,24 @@ def _semantic_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         check_sources(["inputs", i], item)
 
     build = data.get("build")
+    if isinstance(build, Mapping) and isinstance(build.get("requirements"), list):
+        seen_requirements: dict[str, int] = {}
+        for k, line in enumerate(build["requirements"]):
+            if not isinstance(line, str) or not line:
+                continue
+            parsed = parse_requirement(line)
+            if isinstance(parsed, str):
+                out.append((render(["build", "requirements", k]), parsed))
+                continue
+            name = parsed[0]
+            if name in seen_requirements:
+                out.append(
+                    (
+                        render(["build", "requirements", k]),
+                        f"{name!r} is listed twice (also requirements[{seen_requirements[name]}])",
+                    )
+                )
+            seen_requirements.setdefault(name, k)
     level = (
         data.get("reproducibility", {}).get("level")
         if isinstance(data.get("reproducibility"), Mapping)
@@ -364,6 +383,29 @@ def _semantic_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     elif level in ("bit-identical", "tolerance"):
         out.append(("reproducibility.level", f"{level!r} needs a [build] table that says how"))
     return out
+
+
+_REQUIREMENT = re.compile(
+    r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)==(?P<version>[A-Za-z0-9][A-Za-z0-9.+!_-]*)"
+    r"(?P<hashes>(?: +--hash=sha256:[0-9a-f]{64})*)"
+)
+
+
+def parse_requirement(line: str) -> tuple[str, str, tuple[str, ...]] | str:
+    """(normalised name, version, sha256 hashes) of a pinned requirement line, or why it is not
+    one. Builds install exactly the listed set with ``--no-deps --require-hashes``, so every line
+    must pin one version and at least one wheel hash."""
+    match = _REQUIREMENT.fullmatch(line.strip())
+    if match is None:
+        return (
+            f"not a pinned requirement: {line!r}; write NAME==VERSION --hash=sha256:HEX "
+            "(every package of the build environment, each with the sha256 of its wheel)"
+        )
+    hashes = tuple(h.removeprefix("--hash=sha256:") for h in match["hashes"].split())
+    if not hashes:
+        return f"requirement {line.strip()!r} has no --hash=sha256:HEX; builds install checked wheels only"
+    name = re.sub(r"[-_.]+", "-", match["name"]).lower()
+    return name, match["version"], hashes
 
 
 def url_problem(url: str) -> str | None:
