@@ -11,6 +11,7 @@ import html
 import re
 import socket
 import threading
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,7 +57,7 @@ class FileServer:
                 self._serve(body=True)
 
             def _serve(self, body: bool) -> None:
-                path = self.path.split("?", 1)[0]
+                path = urllib.parse.unquote(self.path.split("?", 1)[0])  # pip quotes "+" in torch's name
                 range_header = self.headers.get("Range")
                 owner.requests.append((self.command, path, range_header))
                 route = owner.route(path)

@@ -16,6 +16,7 @@ from .errors import Problem, RecipeError, UsageError, WeightpkgError
 
 if TYPE_CHECKING:
     from .builder import BuildResult, EnvMode
+    from .challenges import ChallengeReport
     from .core.digest import Digest
     from .core.recipe import Recipe
     from .sources import Progress
@@ -27,6 +28,7 @@ __all__ = [
     "RecipeError",
     "WeightpkgError",
     "__version__",
+    "challenge",
     "fetch",
     "find_recipes",
     "hash_file",
@@ -189,6 +191,31 @@ def rebuild(
         log=log,
         record_duration=record_duration,
         timeout=timeout,
+    )
+
+
+def challenge(
+    path: str | Path,
+    store: Store | None = None,
+    *,
+    env_mode: EnvMode = "venv",
+    force_rebuild: bool = False,
+    with_sources: bool = False,
+    functional: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> ChallengeReport:
+    """Compare a recipe's published files with what its source rebuilds (reusing a stored
+    build of the same derivation unless ``force_rebuild``), then run its functional check."""
+    from .challenges import challenge_recipe
+
+    return challenge_recipe(
+        load_recipe(path),
+        store or open_store(),
+        env_mode=env_mode,
+        force_rebuild=force_rebuild,
+        with_sources=with_sources,
+        functional=functional,
+        log=log,
     )
 
 

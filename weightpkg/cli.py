@@ -124,7 +124,12 @@ def lint(recipes: tuple[str, ...], as_json: bool) -> None:
     default="all",
     help="Print only one rendering, one line per file (base32 = nix-hash --base32 = guix hash).",
 )
-def hash_command(files: tuple[str, ...], as_json: bool, form: str) -> None:
+@click.option(
+    "--content",
+    is_flag=True,
+    help="Also the canonical content digest of safetensors files (docs/content-digest.md).",
+)
+def hash_command(files: tuple[str, ...], as_json: bool, form: str, content: bool) -> None:
     """sha256 of files in hex, Nix/Guix base32 and SRI form."""
     with _errors_to_exit():
         results = []
@@ -135,9 +140,22 @@ def hash_command(files: tuple[str, ...], as_json: bool, form: str) -> None:
             except WeightpkgError as exc:
                 failures.append(str(exc))
                 continue
-            results.append(
-                {"file": name, "size": size, "sha256": digest.hex, "nix32": digest.nix32, "sri": digest.sri}
-            )
+            result = {
+                "file": name,
+                "size": size,
+                "sha256": digest.hex,
+                "nix32": digest.nix32,
+                "sri": digest.sri,
+            }
+            if content:
+                from weightpkg.tensorfiles import file_content_digest
+
+                try:
+                    result["content_sha256"] = file_content_digest(Path(name))
+                except WeightpkgError as exc:
+                    failures.append(str(exc))
+                    continue
+            results.append(result)
         if failures:
             raise UsageError("\n".join(failures))
         if as_json:
@@ -151,8 +169,12 @@ def hash_command(files: tuple[str, ...], as_json: bool, form: str) -> None:
                 click.echo(f"  sha256  {r['sha256']}")
                 click.echo(f"  base32  {r['nix32']}")
                 click.echo(f"  sri     {r['sri']}")
+                if content:
+                    click.echo(f"  content {r['content_sha256']}")
             else:
                 value = {"hex": r["sha256"], "base32": r["nix32"], "sri": r["sri"]}[form]
+                if content:
+                    value += f"  content-sha256:{r['content_sha256']}"
                 click.echo(value if len(results) == 1 else f"{value}  {r['file']}")
 
 
@@ -272,6 +294,82 @@ def rebuild(
             click.echo(f"  {output.store_path}")
         click.echo(f"{recipe}: build record {result.record_path}")
         click.echo(f"{recipe}: isolation: {result.record['isolation']}")
+
+
+@cli.command()
+@click.argument("recipe")
+@_ENV_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Deterministic JSON report.")
+@click.option("--sources", "with_sources", is_flag=True, help="Also fetch every declared source and compare.")
+@click.option(
+    "--rebuild", "force_rebuild", is_flag=True, help="Build again even if the store has this build."
+)
+@click.option("--no-functional", is_flag=True, help="Skip the recipe's functional check.")
+@click.option("--quiet", "-q", is_flag=True, help="Do not echo the build's output.")
+@click.pass_context
+def challenge(
+    ctx: click.Context,
+    recipe: str,
+    env_mode: str,
+    as_json: bool,
+    with_sources: bool,
+    force_rebuild: bool,
+    no_functional: bool,
+    quiet: bool,
+) -> None:
+    """Compare the published files with a rebuild from source (exit 0 identical or within
+    the recipe's tolerance, 1 otherwise)."""
+    from weightpkg.challenges import challenge_lines
+    from weightpkg.report import to_json
+
+    def echo(line: str) -> None:
+        if not quiet:
+            click.echo(line if line.startswith(("building ", "creating ", "$ ")) else f"  | {line}", err=True)
+
+    with _errors_to_exit():
+        report = weightpkg.challenge(
+            recipe,
+            _store(ctx),
+            env_mode=env_mode,  # type: ignore[arg-type]
+            force_rebuild=force_rebuild,
+            with_sources=with_sources,
+            functional=not no_functional,
+            log=echo,
+        )
+        if as_json:
+            click.echo(to_json(report.to_json()))
+        else:
+            for line in challenge_lines(report):
+                click.echo(line)
+        if not report.ok:
+            sys.exit(1)
+
+
+@cli.command()
+@click.argument("a", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("b", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--atol", type=float, help="Absolute tolerance: tensors within it count as matching.")
+@click.option("--json", "as_json", is_flag=True, help="Deterministic JSON.")
+def diff(a: Path, b: Path, atol: float | None, as_json: bool) -> None:
+    """Compare two safetensors files tensor by tensor, without loading them whole.
+
+    Exit 0 when identical, equal in content, or within --atol; 1 when they differ; 2 when a
+    file cannot be read or is not valid safetensors.
+    """
+    from weightpkg.core.tensors import describe
+    from weightpkg.tensorfiles import compare_files
+
+    with _errors_to_exit():
+        comparison = compare_files(a, b, atol)
+        if as_json:
+            from weightpkg.report import to_json
+
+            click.echo(to_json({"a": str(a), "b": str(b), **comparison.to_json()}))
+        else:
+            for line in describe(comparison, str(a), str(b)):
+                click.echo(line)
+        if comparison.verdict not in ("identical", "same-content", "within-tolerance"):
+            sys.exit(1)
 
 
 @cli.command()

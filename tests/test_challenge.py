@@ -1,0 +1,239 @@
+"""weightpkg challenge and diff: published files against a rebuild, tensor by tensor, with the
+recipe's absolute tolerance and functional check. Builds here copy a "trained" input to the
+output, so each test decides exactly how the rebuilt file differs from the published one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .builders import safetensors_bytes
+
+BUILD = "import shutil\nshutil.copyfile('trained.bin', 'model.safetensors')\nprint('trained')\n"
+# The functional metric: the sum of tensor "w", read with the project's own parser-free logic.
+EVALUATE = """\
+import json, struct, sys
+import numpy as np
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n])
+start, end = header["w"]["data_offsets"]
+values = np.frombuffer(raw[8 + n + start:8 + n + end], dtype=np.float32)
+print(json.dumps({"weight_sum": round(float(values.sum()), 6)}))
+"""
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def model(w: np.ndarray | None = None, **extra: tuple[str, list[int], bytes]) -> bytes:
+    w = np.arange(12, dtype=np.float32).reshape(3, 4) / 8 if w is None else w
+    tensors = {"w": ("F32", list(w.shape), w.astype(np.float32).tobytes()), **extra}
+    tensors.setdefault("b", ("F32", [4], np.ones(4, dtype=np.float32).tobytes()))
+    return safetensors_bytes(tensors)
+
+
+def write_recipe(
+    folder: Path,
+    published: bytes,
+    rebuilt: bytes,
+    *,
+    level: str = "bit-identical",
+    atol: float | None = 0.0,
+    expected: float | None = None,
+    tolerance: float = 0.001,
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"published.safetensors": published, "trained.bin": rebuilt, "build.py": BUILD.encode(),
+             "evaluate.py": EVALUATE.encode()}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    inputs = ""
+    for name in ("trained.bin", "build.py", "evaluate.py"):
+        data = files[name]
+        inputs += f"""
+[[inputs]]
+name = "{name}"
+role = "{'data' if name.endswith('.bin') else 'code'}"
+path = "{name}"
+sha256 = "{sha256(data)}"
+size = {len(data)}
+license = "MIT"
+available = true
+[[inputs.sources]]
+kind = "path"
+path = "{name}"
+"""
+    if expected is None:
+        expected = 8.25  # the sum of the default "w": 0/8 + 1/8 + … + 11/8
+    tolerance_line = f"atol = {atol}\n" if atol is not None else ""
+    text = f"""schema = 1
+[package]
+name = "toy"
+version = "1.0"
+summary = "a toy model"
+[license]
+weights = "MIT"
+upstream = "MIT"
+[[weights]]
+path = "model.safetensors"
+sha256 = "{sha256(published)}"
+size = {len(published)}
+format = "safetensors"
+[[weights.sources]]
+kind = "path"
+path = "published.safetensors"
+{inputs}
+[build]
+command = ["python", "build.py"]
+outputs = ["model.safetensors"]
+[reproducibility]
+level = "{level}"
+{tolerance_line}
+[reproducibility.functional]
+metric = "weight_sum"
+expected = {expected}
+tolerance = {tolerance}
+command = ["python", "evaluate.py", "{{weights}}"]
+"""
+    recipe = folder / "toy.toml"
+    recipe.write_text(text)
+    return recipe
+
+
+def challenge(cli, store: Path, recipe: Path, *extra: str):
+    return cli("--store", str(store), "challenge", "-q", "--env", "current", *extra, str(recipe))
+
+
+def nudged(delta: float = 1e-4) -> np.ndarray:
+    w = np.arange(12, dtype=np.float32).reshape(3, 4) / 8
+    w[1, 2] += np.float32(delta)
+    return w
+
+
+def test_a_bit_identical_rebuild_passes(tmp_path: Path, store_root: Path, cli) -> None:
+    recipe = write_recipe(tmp_path, model(), model())
+    done = challenge(cli, store_root, recipe)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert f"  model.safetensors: identical (sha256 {sha256(model())[:12]}…): ok" in lines
+    assert "  functional weight_sum: published 8.25, rebuilt 8.25 (expected 8.25 ± 0.001): ok" in lines
+    assert lines[-1] == f"{recipe}: challenge passed: identical"
+    again = challenge(cli, store_root, recipe, "--json")
+    assert again.returncode == 0
+    assert again.stdout == challenge(cli, store_root, recipe, "--json").stdout
+    assert "a stored build of the same derivation" in challenge(cli, store_root, recipe).stdout
+
+
+def test_a_nudged_tensor_is_named_with_its_max_difference(tmp_path: Path, store_root: Path, cli) -> None:
+    recipe = write_recipe(tmp_path, model(), model(nudged()), level="tolerance", atol=1e-3, tolerance=0.01)
+    done = challenge(cli, store_root, recipe, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    [file] = report["files"]
+    assert file["verdict"] == "within-tolerance" and file["ok"]
+    [w] = [t for t in file["comparison"]["tensors"] if t["status"] != "identical"]
+    assert w["name"] == "w" and w["differing"] == 1 and w["index"] == [1, 2]
+    assert abs(w["max_abs_diff"] - 1e-4) < 1e-4 * 1e-3  # 1e-4 within float32 rounding
+    human = challenge(cli, store_root, recipe).stdout
+    assert "within atol" in human and "w" in human and "[1, 2]" in human
+    strict = write_recipe(tmp_path / "strict", model(), model(nudged()), level="tolerance", atol=1e-5,
+                          tolerance=0.01)
+    refused = challenge(cli, store_root, strict, "--json")
+    assert refused.returncode == 1
+    [file] = json.loads(refused.stdout)["files"]
+    assert file["verdict"] == "differs" and not file["ok"]
+    last = challenge(cli, store_root, strict).stdout.splitlines()[-1]
+    assert last.startswith(f"{strict}: challenge FAILED")
+
+
+def test_a_bit_identical_recipe_fails_on_any_difference(tmp_path: Path, store_root: Path, cli) -> None:
+    recipe = write_recipe(tmp_path, model(), model(nudged(1e-6)), tolerance=0.01)
+    done = challenge(cli, store_root, recipe)
+    assert done.returncode == 1
+    assert "model.safetensors: differs" in done.stdout
+
+
+def test_renamed_reshaped_and_retyped_tensors_are_reported(tmp_path: Path, store_root: Path, cli) -> None:
+    base = np.arange(12, dtype=np.float32).reshape(3, 4) / 8
+    cases = {
+        "renamed": (model(extra=("F32", [2], bytes(8))), model(extra2=("F32", [2], bytes(8)))),
+        "reshaped": (model(), model(base.reshape(4, 3))),
+        "retyped": (
+            model(),
+            safetensors_bytes({"w": ("F16", [3, 4], base.astype(np.float16).tobytes()),
+                               "b": ("F32", [4], np.ones(4, dtype=np.float32).tobytes())}),
+        ),
+    }
+    expected = {
+        "renamed": {"extra": "missing", "extra2": "extra"},
+        "reshaped": {"w": "shape-changed"},
+        "retyped": {"w": "dtype-changed"},
+    }
+    for label, (published, rebuilt) in cases.items():
+        recipe = write_recipe(
+            tmp_path / label, published, rebuilt, level="tolerance", atol=1.0, tolerance=100
+        )
+        done = challenge(cli, store_root, recipe, "--json", "--no-functional")
+        assert done.returncode == 1, label
+        [file] = json.loads(done.stdout)["files"]
+        tensors = file["comparison"]["tensors"]
+        statuses = {t["name"]: t["status"] for t in tensors if t["status"] != "identical"}
+        assert statuses == expected[label], label
+
+
+def test_a_functional_check_out_of_tolerance_fails(tmp_path: Path, store_root: Path, cli) -> None:
+    recipe = write_recipe(tmp_path, model(), model(), expected=9.0, tolerance=0.5)
+    done = challenge(cli, store_root, recipe)
+    assert done.returncode == 1
+    assert "functional weight_sum: published 8.25, rebuilt 8.25 (expected 9 ± 0.5): FAILED" in done.stdout
+    assert "the functional check failed" in done.stdout.splitlines()[-1]
+
+
+def test_a_recipe_that_cannot_be_rebuilt_cannot_be_challenged(cli) -> None:
+    from .conftest import REPO
+
+    done = cli("challenge", str(REPO / "recipes" / "silero-vad.toml"))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "cannot be" in done.stderr
+
+
+def test_diff_command(tmp_path: Path, cli) -> None:
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    a.write_bytes(model())
+    b.write_bytes(model(nudged()))
+    loose = cli("diff", str(a), str(b), "--atol", "1e-3")
+    assert loose.returncode == 0, loose.stdout + loose.stderr
+    assert "within atol" in loose.stdout
+    tight = cli("diff", str(a), str(b), "--atol", "1e-5")
+    assert tight.returncode == 1
+    plain = cli("diff", "--json", str(a), str(b))
+    assert plain.returncode == 1
+    report = json.loads(plain.stdout)
+    assert report["verdict"] == "differs" and report["a"] == str(a)
+    assert cli("diff", str(a), str(a)).returncode == 0
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x00" * 4)
+    bad = cli("diff", str(a), str(broken))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and str(broken) in bad.stderr
+
+
+def test_hash_content(tmp_path: Path, cli) -> None:
+    one = tmp_path / "one.safetensors"
+    one.write_bytes(model())
+    other = tmp_path / "other.safetensors"
+    # The same tensors and metadata, written with the header keys in another order.
+    raw = model()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    text = json.dumps(dict(reversed(list(header.items())))).encode()
+    text += b" " * (-len(text) % 8)
+    other.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n :])
+    assert sha256(one.read_bytes()) != sha256(other.read_bytes())
+    first = cli("hash", "--content", "--format", "hex", str(one)).stdout.split()
+    second = cli("hash", "--content", "--format", "hex", str(other)).stdout.split()
+    assert first[0] != second[0] and first[1] == second[1] and first[1].startswith("content-sha256:")

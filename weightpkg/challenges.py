@@ -1,0 +1,265 @@
+"""Challenging published weights with a rebuild, as ``guix challenge`` does for packages: is
+what the source produces what was published? Bit for bit, else tensor by tensor within the
+recipe's absolute tolerance, then the recipe's functional check on both files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .acquire import Pin, check_sources, fetch_context
+from .builder import BuildResult, EnvMode, Log, find_build, rebuild, run_functional
+from .core.recipe import Recipe
+from .core.tensors import TensorComparison, describe
+from .errors import BuildError, UsageError
+from .store import Store
+from .verification import fetch_recipe
+
+#: Verdicts of one file, best first; which of them pass depends on the recipe's level.
+VERDICTS = ("identical", "same-content", "within-tolerance", "differs", "missing")
+
+
+@dataclass
+class FileChallenge:
+    path: str
+    format: str
+    published_sha256: str
+    rebuilt_sha256: str | None
+    verdict: str
+    ok: bool
+    comparison: TensorComparison | None = None
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    detail: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "published_sha256": self.published_sha256,
+            "rebuilt_sha256": self.rebuilt_sha256,
+            "verdict": self.verdict,
+            "ok": self.ok,
+            "comparison": self.comparison.to_json() if self.comparison else None,
+            "sources": self.sources,
+            "detail": self.detail,
+        }
+
+
+@dataclass
+class FunctionalOutcome:
+    metric: str
+    expected: float
+    tolerance: float
+    values: dict[str, float]
+
+    @property
+    def ok(self) -> bool:
+        return all(abs(v - self.expected) <= self.tolerance + 1e-12 for v in self.values.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "expected": self.expected,
+            "tolerance": self.tolerance,
+            "values": dict(sorted(self.values.items())),
+            "ok": self.ok,
+        }
+
+
+@dataclass
+class ChallengeReport:
+    recipe: str
+    package: str
+    version: str
+    level: str
+    atol: float | None
+    derivation: str
+    build_reused: bool
+    isolation: str
+    files: list[FileChallenge]
+    functional: FunctionalOutcome | None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.problems
+            and all(f.ok for f in self.files)
+            and (self.functional is None or self.functional.ok)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "package": self.package,
+            "version": self.version,
+            "level": self.level,
+            "atol": self.atol,
+            "derivation": self.derivation,
+            "isolation": self.isolation,
+            "files": [f.to_json() for f in self.files],
+            "functional": self.functional.to_json() if self.functional else None,
+            "problems": self.problems,
+            "ok": self.ok,
+        }
+
+
+def passes(verdict: str, level: str) -> bool:
+    """A bit-identical recipe promises the bytes; a tolerance recipe promises the values."""
+    if level == "bit-identical":
+        return verdict == "identical"
+    return verdict in ("identical", "same-content", "within-tolerance")
+
+
+def challenge_recipe(
+    recipe: Recipe,
+    store: Store,
+    *,
+    env_mode: EnvMode = "venv",
+    force_rebuild: bool = False,
+    with_sources: bool = False,
+    functional: bool = True,
+    log: Log | None = None,
+) -> ChallengeReport:
+    """Rebuild (or reuse the stored build of the same derivation), then compare every published
+    file with its rebuilt counterpart and run the functional check on both."""
+    from .tensorfiles import compare_files
+
+    level = recipe.reproducibility.level
+    if level == "unavailable":
+        reason = recipe.reproducibility.reason or "no reason given"
+        raise BuildError(
+            f"{recipe.origin}: cannot be challenged: reproducibility level is unavailable ({reason})"
+        )
+    built: BuildResult | None = None if force_rebuild else find_build(recipe, store, env_mode)
+    if built is None:
+        built = rebuild(recipe, store, env_mode=env_mode, log=log)
+    published = fetch_recipe(recipe, store, check=True, signatures=False)
+    atol = recipe.reproducibility.atol
+    report = ChallengeReport(
+        recipe.origin,
+        recipe.package.name,
+        recipe.package.version,
+        level,
+        atol,
+        built.derivation.hex,
+        built.reused,
+        str(built.record.get("isolation", "")),
+        [],
+        None,
+    )
+    pairs: dict[str, tuple[Path, Path]] = {}
+    for weight, file_report in zip(recipe.weights, published.files, strict=False):
+        if file_report.status != "ok" or file_report.store_path is None:
+            reasons = "; ".join(f.message for f in file_report.findings) or "not fetched"
+            report.problems.append(f"{weight.path}: the published file cannot be checked: {reasons}")
+            continue
+        out = built.output(weight.path)
+        published_path = Path(file_report.store_path)
+        if out is None:
+            report.files.append(
+                FileChallenge(weight.path, weight.format, weight.sha256.hex, None, "missing", False)
+            )
+            continue
+        comparison = None
+        detail: str | None = None
+        if out.sha256 == weight.sha256:
+            verdict = "identical"
+        elif weight.format == "safetensors":
+            try:
+                comparison = compare_files(published_path, out.store_path, atol)
+                verdict = comparison.verdict
+            except UsageError as exc:  # the rebuilt file is no valid safetensors file
+                verdict, detail = "differs", str(exc)
+        else:
+            verdict = "differs"
+        report.files.append(
+            FileChallenge(
+                weight.path,
+                weight.format,
+                weight.sha256.hex,
+                out.sha256.hex,
+                verdict,
+                passes(verdict, level),
+                comparison,
+                detail=detail,
+            )
+        )
+        pairs[weight.path] = (published_path, out.store_path)
+    if with_sources:
+        with store.session(), fetch_context(recipe, store) as ctx:
+            for weight, challenged in zip(recipe.weights, report.files, strict=False):
+                checks = check_sources(Pin(weight.path, weight.sha256, weight.size), weight.sources, ctx)
+                challenged.sources = [
+                    {"source": c.source, "status": c.status, "detail": c.detail, "sha256": c.sha256}
+                    for c in checks
+                ]
+                if any(c.status == "differs" for c in checks):
+                    challenged.ok = False
+    check = recipe.reproducibility.functional
+    if functional and check is not None and check.command and recipe.weights:
+        first = recipe.weights[0].path
+        if first in pairs:
+            published_path, rebuilt_path = pairs[first]
+            values = run_functional(
+                recipe,
+                store,
+                {"published": published_path, "rebuilt": rebuilt_path},
+                env_mode=env_mode,
+                log=log,
+            )
+            report.functional = FunctionalOutcome(check.metric, check.expected, check.tolerance, values)
+    return report
+
+
+def challenge_lines(report: ChallengeReport) -> list[str]:
+    """The human report: one block per recipe, tensor differences as ``describe`` words them."""
+    head = report.recipe
+    atol = "none" if report.atol is None else f"{report.atol:g}"
+    lines = [f"{head}: challenge {report.package} {report.version} (level {report.level}, atol {atol})"]
+    how = "a stored build of the same derivation" if report.build_reused else "rebuilt now"
+    lines.append(f"  build {report.derivation[:12]}…: {how}; isolation: {report.isolation}")
+    for problem in report.problems:
+        lines.append(f"  FAILED: {problem}")
+    for f in report.files:
+        status = "ok" if f.ok else "FAILED"
+        if f.verdict == "identical":
+            lines.append(f"  {f.path}: identical (sha256 {f.published_sha256[:12]}…): {status}")
+        elif f.verdict == "missing":
+            lines.append(f"  {f.path}: the build did not produce it: {status}")
+        else:
+            lines.append(
+                f"  {f.path}: {f.verdict}: published sha256 {f.published_sha256[:12]}…, "
+                f"rebuilt {str(f.rebuilt_sha256)[:12]}…: {status}"
+            )
+            if f.comparison is not None:
+                lines.extend(
+                    f"    {line}"
+                    for line in describe(f.comparison, f"published {f.path}", f"rebuilt {f.path}")
+                )
+            elif f.detail:
+                lines.append(f"    {f.detail}")
+            elif f.verdict == "differs":
+                lines.append(f"    {f.format} files are compared byte for byte only")
+            if not f.ok and f.verdict in ("same-content", "within-tolerance"):
+                lines.append(f"    the recipe's level is {report.level}, which promises the same bytes")
+        for source in f.sources:
+            lines.append(f"    {source['source']}: {source['status']}: {source['detail']}")
+    if report.functional is not None:
+        fn = report.functional
+        shown = ", ".join(f"{label} {value:g}" for label, value in sorted(fn.values.items()))
+        verdict = "ok" if fn.ok else "FAILED"
+        lines.append(
+            f"  functional {fn.metric}: {shown} (expected {fn.expected:g} ± {fn.tolerance:g}): {verdict}"
+        )
+    if report.ok:
+        best = max((VERDICTS.index(f.verdict) for f in report.files), default=0)
+        lines.append(f"{head}: challenge passed: {VERDICTS[best]}")
+    else:
+        failed = sum(1 for f in report.files if not f.ok) + len(report.problems)
+        what = [f"{failed} of {len(report.files)} file(s) failed"] if failed else []
+        if report.functional is not None and not report.functional.ok:
+            what.append("the functional check failed")
+        lines.append(f"{head}: challenge FAILED: {'; '.join(what)}")
+    return lines

@@ -1,0 +1,90 @@
+"""The edge around :mod:`weightpkg.core.tensors`: open safetensors files read-only and mmap them.
+
+A mapping lets the core compare and hash multi-GB files without reading them into memory: the
+pages it touches are the page cache's, not the process's. Each file is checked with the strict
+header parser before anything is compared, so a malformed file is one clear line naming it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import mmap
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+from .core.safetensors import SafetensorsError, SafetensorsLayout
+from .core.tensors import Buffer, TensorComparison, compare_layouts, content_digest, layout_of
+from .errors import UsageError
+
+#: At most this many findings are named in the error for a malformed file.
+_SHOWN_FINDINGS = 5
+
+
+@contextlib.contextmanager
+def _mapped(path: Path) -> Iterator[Buffer]:
+    """The whole file as a read-only buffer: an mmap, or b"" for an empty file (which cannot be mapped)."""
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory, not a safetensors file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    with handle:
+        try:
+            info = os.fstat(handle.fileno())
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"{path}: not a regular file")
+        if info.st_size == 0:
+            yield b""
+            return
+        try:
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{path}: cannot read: {exc}") from None
+        try:
+            yield mapped
+        finally:
+            with contextlib.suppress(BufferError):  # a view still referenced closes with the map
+                mapped.close()
+
+
+def _malformed(path: Path, error: SafetensorsError) -> UsageError:
+    findings = [f"{finding} [{finding.rule}]" for finding in error.findings[:_SHOWN_FINDINGS]]
+    more = len(error.findings) - _SHOWN_FINDINGS
+    if more > 0:
+        findings.append(f"and {more} more")
+    return UsageError(f"{path}: not a valid safetensors file: {'; '.join(findings)}")
+
+
+def _layout(path: Path, buf: Buffer) -> SafetensorsLayout:
+    try:
+        return layout_of(buf)
+    except SafetensorsError as exc:
+        raise _malformed(path, exc) from None
+
+
+def compare_files(a: Path, b: Path, atol: float | None) -> TensorComparison:
+    """Compare two safetensors files tensor by tensor; UsageError names a missing or malformed file."""
+    if atol is not None and not (math.isfinite(atol) and atol >= 0):
+        raise UsageError(f"atol must be a finite number >= 0, not {atol!r}")
+    a, b = Path(a), Path(b)
+    with _mapped(a) as a_buf, _mapped(b) as b_buf:
+        a_layout, b_layout = _layout(a, a_buf), _layout(b, b_buf)
+        return compare_layouts(a_buf, b_buf, atol=atol, a_layout=a_layout, b_layout=b_layout)
+
+
+def file_content_digest(path: Path) -> str:
+    """The canonical content digest (docs/content-digest.md) of one safetensors file, as hex."""
+    path = Path(path)
+    with _mapped(path) as buf:
+        try:
+            return content_digest(buf)
+        except SafetensorsError as exc:
+            raise _malformed(path, exc) from None
