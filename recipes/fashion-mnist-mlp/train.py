@@ -1,0 +1,141 @@
+"""A 784-256-10 ReLU MLP on Fashion-MNIST (PyTorch, CPU), trained so a rebuild gives the same bytes.
+
+Data: the four IDX files of Fashion-MNIST as Debian's dataset-fashion-mnist package ships them
+(gzip-compressed): the standard 60,000 training and 10,000 test images. Pixels are scaled to
+[0, 1]; there is no augmentation and no validation split. Evaluation is accuracy on the 10,000
+test images.
+
+Determinism:
+- torch.manual_seed(SEED) fixes the initialisation; a separate torch.Generator seeded with SEED
+  draws the shuffling order of every epoch, so nothing else that consumes random numbers can
+  shift it.
+- Training runs in float64 (Adam, lr 1e-3, batch 128, 6 epochs) and the weights are exported as
+  float32. Thread count and CPU vector width change the float64 results only around 1e-15,
+  far below float32 rounding, so the exported bytes do not depend on them (float32 training,
+  by contrast, gave different bytes for 1 and 2 threads and for AVX2 and AVX-512 kernels).
+- torch.use_deterministic_algorithms(True) is set; it has no visible effect on CPU here, but
+  turns a silently nondeterministic kernel into an error.
+- Saved with safetensors.torch.save_file and exactly one metadata key, "weightpkg", whose value
+  is JSON with sorted keys: safetensors 0.8.0 writes two or more metadata keys in a per-process
+  random order (upstream issue #584).
+
+    python train.py train TRAIN_IMAGES TRAIN_LABELS T10K_IMAGES T10K_LABELS OUT.safetensors
+    python train.py evaluate T10K_IMAGES T10K_LABELS WEIGHTS.safetensors   # prints {"test_accuracy": …}
+
+Thread count: OMP_NUM_THREADS (default 1), passed to torch.set_num_threads.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+
+SEED = 20240601
+HIDDEN = 256
+EPOCHS = 6
+BATCH = 128
+LEARNING_RATE = 1e-3
+CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+def read_idx(path: str, magic: int) -> np.ndarray:
+    """Read a gzip-compressed IDX file (big-endian header: magic, then one uint32 per dimension)."""
+    with gzip.open(path, "rb") as handle:
+        raw = handle.read()
+    found = int.from_bytes(raw[:4], "big")
+    if found != magic:
+        raise SystemExit(f"{path}: IDX magic {found:#x}, expected {magic:#x}")
+    ndim = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def load(images_path: str, labels_path: str) -> tuple[torch.Tensor, torch.Tensor]:
+    images = read_idx(images_path, 0x803)
+    labels = read_idx(labels_path, 0x801)
+    assert images.shape[0] == labels.shape[0] and images.shape[1:] == (28, 28), images.shape
+    x = torch.from_numpy(images.reshape(len(images), 784).astype(np.float64) / 255.0)
+    return x, torch.from_numpy(labels.astype(np.int64))
+
+
+class MLP(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(784, HIDDEN)
+        self.fc2 = nn.Linear(HIDDEN, len(CLASSES))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+def train(x: torch.Tensor, y: torch.Tensor) -> MLP:
+    torch.manual_seed(SEED)
+    shuffle = torch.Generator().manual_seed(SEED)
+    model = MLP().to(torch.float64)
+    optimiser = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in range(EPOCHS):
+        order = torch.randperm(len(x), generator=shuffle)
+        for start in range(0, len(x), BATCH):
+            batch = order[start: start + BATCH]
+            optimiser.zero_grad(set_to_none=True)
+            loss_fn(model(x[batch]), y[batch]).backward()
+            optimiser.step()
+    return model
+
+
+def accuracy(weights_path: str, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Test accuracy of the file's float32 weights, computed in float64."""
+    from safetensors.torch import load_file
+
+    model = MLP().to(torch.float64)
+    model.load_state_dict({k: v.to(torch.float64) for k, v in load_file(weights_path).items()})
+    with torch.no_grad():
+        return float((model(x).argmax(1) == y).double().mean())
+
+
+def sha256_of(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def main(argv: list[str]) -> int:
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    torch.use_deterministic_algorithms(True)
+    if len(argv) == 7 and argv[1] == "train":
+        from safetensors.torch import save_file
+
+        train_images, train_labels, test_images, test_labels, out = argv[2:]
+        model = train(*load(train_images, train_labels))
+        tensors = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
+        metadata = {
+            "architecture": "fc1 784->256, ReLU, fc2 256->10; input = pixels / 255, row-major 28x28",
+            "classes": list(CLASSES),
+            "data_sha256": {os.path.basename(p): sha256_of(p) for p in argv[2:6]},
+            "training": (
+                f"float64 Adam lr={LEARNING_RATE} batch={BATCH} epochs={EPOCHS} seed={SEED}; float32 export"
+            ),
+        }
+        text = json.dumps(metadata, sort_keys=True, separators=(",", ":"))
+        save_file(tensors, out, metadata={"weightpkg": text})
+        weights = out
+    elif len(argv) == 5 and argv[1] == "evaluate":
+        test_images, test_labels, weights = argv[2:]
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    result = accuracy(weights, *load(test_images, test_labels))  # what the file holds, not memory
+    print(json.dumps({"test_accuracy": round(result, 6)}, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
