@@ -22,9 +22,7 @@ import gzip
 import io
 import lzma
 import math
-import mmap
 import os
-import stat
 import struct
 import tarfile
 import zlib
@@ -200,38 +198,23 @@ def _walk(root: Path) -> Iterator[Path]:
 
 def scan_file(path: str | os.PathLike[str]) -> FileScan:
     """Scan one file. Raises UsageError if it is missing, not a regular file, or unreadable."""
+    from .mapped import mapped_file
+
     path = Path(path)
-    try:
-        handle = open(path, "rb")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with handle:
-        try:
-            info = os.fstat(handle.fileno())
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        if not stat.S_ISREG(info.st_mode):
-            raise UsageError(f"{path}: not a regular file")
-        if info.st_size == 0:
+    with mapped_file(path) as (buffer, fd):
+        if not len(buffer):
             result = _Result("empty")
             result.add("empty-file", "error", "the file is empty: there is nothing to load")
             return result.freeze(str(path))
         try:
-            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{path}: cannot read: {exc}") from None
-        try:
-            view = memoryview(mapped)
+            view = memoryview(buffer)
             try:
-                result = _scan_bytes(view, handle.fileno(), path, lambda: open(path, "rb"))
+                result = _scan_bytes(view, fd, path, lambda: open(path, "rb"))
             finally:
                 with contextlib.suppress(BufferError):
                     view.release()
         except OSError as exc:
             raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        finally:
-            with contextlib.suppress(BufferError):  # a view still referenced closes with the map
-                mapped.close()
     return result.freeze(str(path))
 
 

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-import mmap
-import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 from .core.safetensors import SafetensorsError, SafetensorsLayout
 from .core.tensors import Buffer, TensorComparison, compare_layouts, content_digest, layout_of
 from .errors import UsageError
+from .mapped import mapped_file
 
 #: At most this many findings are named in the error for a malformed file.
 _SHOWN_FINDINGS = 5
@@ -25,34 +23,8 @@ _SHOWN_FINDINGS = 5
 
 @contextlib.contextmanager
 def _mapped(path: Path) -> Iterator[Buffer]:
-    """The whole file as a read-only buffer: an mmap, or b"" for an empty file (which cannot be mapped)."""
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not a safetensors file") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with handle:
-        try:
-            info = os.fstat(handle.fileno())
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        if not stat.S_ISREG(info.st_mode):
-            raise UsageError(f"{path}: not a regular file")
-        if info.st_size == 0:
-            yield b""
-            return
-        try:
-            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{path}: cannot read: {exc}") from None
-        try:
-            yield mapped
-        finally:
-            with contextlib.suppress(BufferError):  # a view still referenced closes with the map
-                mapped.close()
+    with mapped_file(path) as (buffer, _):
+        yield buffer
 
 
 def _malformed(path: Path, error: SafetensorsError) -> UsageError:
