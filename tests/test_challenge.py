@@ -237,3 +237,17 @@ def test_hash_content(tmp_path: Path, cli) -> None:
     first = cli("hash", "--content", "--format", "hex", str(one)).stdout.split()
     second = cli("hash", "--content", "--format", "hex", str(other)).stdout.split()
     assert first[0] != second[0] and first[1] == second[1] and first[1].startswith("content-sha256:")
+
+
+def test_sources_are_compared_like_guix_challenge(tmp_path: Path, store_root: Path, cli) -> None:
+    recipe = write_recipe(tmp_path, model(), model())
+    done = challenge(cli, store_root, recipe, "--sources", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [file] = json.loads(done.stdout)["files"]
+    assert [(s["source"], s["status"]) for s in file["sources"]] == [
+        ("source 1 (path published.safetensors)", "agrees")
+    ]
+    (tmp_path / "published.safetensors").write_bytes(model(nudged()))
+    differing = challenge(cli, store_root, recipe, "--sources")
+    assert differing.returncode == 1
+    assert "source 1 (path published.safetensors): differs" in differing.stdout

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -77,7 +77,6 @@ class BuildResult:
     record_path: Path
     log_path: Path
     reused: bool = False
-    notes: list[str] = field(default_factory=list)
 
     def output(self, path: str) -> BuiltFile | None:
         return next((o for o in self.outputs if o.path == path), None)

@@ -189,7 +189,9 @@ def challenge_recipe(
         pairs[weight.path] = (published_path, out.store_path)
     if with_sources:
         with store.session(), fetch_context(recipe, store) as ctx:
-            for weight, challenged in zip(recipe.weights, report.files, strict=False):
+            weights = {w.path: w for w in recipe.weights}
+            for challenged in report.files:  # files whose published copy failed are not listed
+                weight = weights[challenged.path]
                 checks = check_sources(Pin(weight.path, weight.sha256, weight.size), weight.sources, ctx)
                 challenged.sources = [
                     {"source": c.source, "status": c.status, "detail": c.detail, "sha256": c.sha256}
