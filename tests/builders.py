@@ -164,3 +164,19 @@ def patch_zip_member(path: Path, member: str, *, external_attr: int | None = Non
 def report_lines(stdout: str) -> list[str]:
     """verify's lines without the ML-Policy class line (tests/test_policy.py covers that)."""
     return [line for line in stdout.splitlines() if ": ML-Policy class: " not in line]
+
+
+def input_tables(
+    files: dict[str, tuple[str, bytes]], *, folder: str = "", pins: dict[str, str] | None = None
+) -> str:
+    """``[[inputs]]`` tables for files beside a recipe (path sources under ``folder``), each
+    given as name → (role, bytes) and pinned to its bytes unless ``pins`` names another sha256."""
+    out = ""
+    for name, (role, data) in files.items():
+        pin = (pins or {}).get(name) or hashlib.sha256(data).hexdigest()
+        out += (
+            f'\n[[inputs]]\nname = "{name}"\nrole = "{role}"\npath = "{name}"\nlicense = "MIT"\n'
+            f'sha256 = "{pin}"\nsize = {len(data)}\navailable = true\n'
+            f'[[inputs.sources]]\nkind = "path"\npath = "{folder}{name}"\n'
+        )
+    return out

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .builders import safetensors_bytes
+from .builders import input_tables, safetensors_bytes
 
 BUILD = "import shutil\nshutil.copyfile('trained.bin', 'model.safetensors')\nprint('trained')\n"
 # The functional metric: the sum of tensor "w", read with the project's own parser-free logic.
@@ -52,22 +52,8 @@ def write_recipe(
              "evaluate.py": EVALUATE.encode()}
     for name, data in files.items():
         (folder / name).write_bytes(data)
-    inputs = ""
-    for name in ("trained.bin", "build.py", "evaluate.py"):
-        data = files[name]
-        inputs += f"""
-[[inputs]]
-name = "{name}"
-role = "{'data' if name.endswith('.bin') else 'code'}"
-path = "{name}"
-sha256 = "{sha256(data)}"
-size = {len(data)}
-license = "MIT"
-available = true
-[[inputs.sources]]
-kind = "path"
-path = "{name}"
-"""
+    inputs = input_tables({name: ("data" if name.endswith(".bin") else "code", files[name])
+                           for name in ("trained.bin", "build.py", "evaluate.py")})
     if expected is None:
         expected = 8.25  # the sum of the default "w": 0/8 + 1/8 + … + 11/8
     tolerance_line = f"atol = {atol}\n" if atol is not None else ""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .builders import build_wheel
+from .builders import build_wheel, input_tables
 from .conftest import REPO
 from .servers import SimpleIndex
 
@@ -46,8 +46,11 @@ def write_recipe(
     (folder / "src" / "build.py").write_text(script)
     (folder / "src" / "data.txt").write_bytes(data)
     (folder / "src" / "out.bin").write_bytes(b"published")
-    pin = data_pin or sha256(data)
-    script_bytes = script.encode()
+    inputs = input_tables(
+        {"data.txt": ("data", data), "build.py": ("code", script.encode())},
+        folder="src/",
+        pins={"data.txt": data_pin} if data_pin else None,
+    )
     requirement_lines = json.dumps(requirements or [])
     text = f"""\
 schema = 1
@@ -66,28 +69,7 @@ format = "other"
 [[weights.sources]]
 kind = "path"
 path = "src/out.bin"
-[[inputs]]
-name = "data.txt"
-role = "data"
-path = "data.txt"
-license = "CC0-1.0"
-sha256 = "{pin}"
-size = {len(data)}
-available = true
-[[inputs.sources]]
-kind = "path"
-path = "src/data.txt"
-[[inputs]]
-name = "build.py"
-role = "code"
-path = "build.py"
-license = "MIT"
-sha256 = "{sha256(script_bytes)}"
-size = {len(script_bytes)}
-available = true
-[[inputs.sources]]
-kind = "path"
-path = "src/build.py"
+{inputs}
 [build]
 command = ["python", "build.py"]
 outputs = {json.dumps(list(outputs))}
