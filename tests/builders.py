@@ -92,7 +92,8 @@ def safetensors_bytes(tensors: dict[str, tuple[str, list[int], bytes]],
 
 
 def recipe_text(weights: list[dict], *, name: str = "test-pkg", extra: str = "") -> str:
-    """A minimal valid recipe publishing ``weights`` (each: path, sha256, size, format, sources)."""
+    """A minimal valid recipe publishing ``weights`` (each: path, sha256, size, format, sources,
+    and optionally content-sha256)."""
     out = [
         "schema = 1",
         "[package]",
@@ -111,6 +112,8 @@ def recipe_text(weights: list[dict], *, name: str = "test-pkg", extra: str = "")
             f"size = {w['size']}",
             f'format = "{w.get("format", "other")}"',
         ]
+        if "content-sha256" in w:
+            out.append(f'content-sha256 = "{w["content-sha256"]}"')
         for source in w["sources"]:
             out.append("[[weights.sources]]")
             for key, value in source.items():

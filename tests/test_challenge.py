@@ -46,12 +46,19 @@ def write_recipe(
     atol: float | None = 0.0,
     expected: float | None = None,
     tolerance: float = 0.001,
+    content_pin: str | None = None,
+    repackaged: bytes | None = None,
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     files = {"published.safetensors": published, "trained.bin": rebuilt, "build.py": BUILD.encode(),
              "evaluate.py": EVALUATE.encode()}
     for name, data in files.items():
         (folder / name).write_bytes(data)
+    pin_line = f'content-sha256 = "{content_pin}"\n' if content_pin else ""
+    second_source = ""
+    if repackaged is not None:  # a second source: another serialization, as a repackager may ship
+        (folder / "repackaged.safetensors").write_bytes(repackaged)
+        second_source = '[[weights.sources]]\nkind = "path"\npath = "repackaged.safetensors"\n'
     inputs = input_tables({name: ("data" if name.endswith(".bin") else "code", files[name])
                            for name in ("trained.bin", "build.py", "evaluate.py")})
     if expected is None:
@@ -70,10 +77,10 @@ path = "model.safetensors"
 sha256 = "{sha256(published)}"
 size = {len(published)}
 format = "safetensors"
-[[weights.sources]]
+{pin_line}[[weights.sources]]
 kind = "path"
 path = "published.safetensors"
-{inputs}
+{second_source}{inputs}
 [build]
 command = ["python", "build.py"]
 outputs = ["model.safetensors"]
@@ -208,17 +215,30 @@ def test_diff_command(tmp_path: Path, cli) -> None:
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and str(broken) in bad.stderr
 
 
-def test_hash_content(tmp_path: Path, cli) -> None:
-    one = tmp_path / "one.safetensors"
-    one.write_bytes(model())
-    other = tmp_path / "other.safetensors"
-    # The same tensors and metadata, written with the header keys in another order.
-    raw = model()
+def reserialized(raw: bytes) -> bytes:
+    """The same tensors and metadata, written with the header keys in another order."""
     n = int.from_bytes(raw[:8], "little")
     header = json.loads(raw[8 : 8 + n])
     text = json.dumps(dict(reversed(list(header.items())))).encode()
     text += b" " * (-len(text) % 8)
-    other.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n :])
+    out = len(text).to_bytes(8, "little") + text + raw[8 + n :]
+    assert out != raw
+    return out
+
+
+def content_of(raw: bytes, tmp_path: Path) -> str:
+    from weightpkg.tensorfiles import file_content_digest
+
+    path = tmp_path / f"content-{sha256(raw)}.safetensors"
+    path.write_bytes(raw)
+    return file_content_digest(path)
+
+
+def test_hash_content(tmp_path: Path, cli) -> None:
+    one = tmp_path / "one.safetensors"
+    one.write_bytes(model())
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(reserialized(model()))
     assert sha256(one.read_bytes()) != sha256(other.read_bytes())
     first = cli("hash", "--content", "--format", "hex", str(one)).stdout.split()
     second = cli("hash", "--content", "--format", "hex", str(other)).stdout.split()
@@ -237,3 +257,83 @@ def test_sources_are_compared_like_guix_challenge(tmp_path: Path, store_root: Pa
     differing = challenge(cli, store_root, recipe, "--sources")
     assert differing.returncode == 1
     assert "source 1 (path published.safetensors): differs" in differing.stdout
+
+
+def test_a_content_pin_accepts_the_same_tensors_in_other_bytes(
+    tmp_path: Path, store_root: Path, cli
+) -> None:
+    published, rebuilt = model(), reserialized(model())
+    unpinned = write_recipe(tmp_path / "unpinned", published, rebuilt)
+    refused = challenge(cli, store_root, unpinned)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "model.safetensors: same-content" in refused.stdout
+    assert "a content-sha256 pin would accept the same tensors in other bytes" in refused.stdout
+
+    pin = content_of(published, tmp_path)
+    pinned = write_recipe(tmp_path / "pinned", published, rebuilt, content_pin=pin)
+    done = challenge(cli, store_root, pinned, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [file] = json.loads(done.stdout)["files"]
+    assert (file["verdict"], file["ok"]) == ("same-content", True)
+    assert file["content_sha256"] == file["rebuilt_content_sha256"] == pin
+    human = challenge(cli, store_root, pinned).stdout.splitlines()
+    assert f"    rebuilt content-sha256 {pin[:12]}…: the recipe's pin" in human
+    assert human[-1] == f"{pinned}: challenge passed: same-content"
+
+    # The pin names content, not leniency: one nudged value still fails a bit-identical recipe.
+    nudged_build = write_recipe(tmp_path / "nudged", published, model(nudged()), content_pin=pin)
+    failed = challenge(cli, store_root, nudged_build, "--json", "--no-functional")
+    assert failed.returncode == 1
+    [file] = json.loads(failed.stdout)["files"]
+    assert (file["verdict"], file["ok"], file["rebuilt_content_sha256"]) == ("differs", False, None)
+
+
+def test_verify_checks_the_content_pin_against_the_file(tmp_path: Path, store_root: Path, cli) -> None:
+    published = model()
+    good = write_recipe(tmp_path / "good", published, published, content_pin=content_of(published, tmp_path))
+    done = cli("--store", str(store_root), "verify", "--json", str(good))
+    assert done.returncode == 0, done.stdout + done.stderr
+    [file] = json.loads(done.stdout)["recipes"][0]["files"]
+    assert file["details"]["safetensors"]["content_sha256"] == content_of(published, tmp_path)
+    assert "as pinned" in cli("--store", str(store_root), "verify", str(good)).stdout
+
+    wrong_pin = content_of(model(nudged()), tmp_path)
+    bad = write_recipe(tmp_path / "bad", published, published, content_pin=wrong_pin)
+    refused = cli("--store", str(store_root), "verify", "--json", str(bad))
+    assert refused.returncode == 1
+    [recipe_report] = json.loads(refused.stdout)["recipes"]
+    assert [f["rule"] for f in recipe_report["findings"]] == ["content-mismatch"]
+    [file] = recipe_report["files"]
+    assert wrong_pin in file["problem"] and content_of(published, tmp_path) in file["problem"]
+
+
+def test_a_repackaged_source_with_the_pinned_content_agrees(tmp_path: Path, store_root: Path, cli) -> None:
+    published = model()
+    pin = content_of(published, tmp_path)
+    pinned = write_recipe(tmp_path / "pinned", published, published, content_pin=pin,
+                          repackaged=reserialized(published))
+    done = cli("--store", str(store_root), "verify", "--all-sources", "--json", str(pinned))
+    assert done.returncode == 0, done.stdout + done.stderr
+    [file] = json.loads(done.stdout)["recipes"][0]["files"]
+    assert [s["status"] for s in file["sources"]] == ["agrees", "same-content"]
+    assert pin in file["sources"][1]["detail"]
+    challenged = challenge(cli, store_root, pinned, "--sources")
+    assert challenged.returncode == 0, challenged.stdout + challenged.stderr
+    assert "source 2 (path repackaged.safetensors): same-content" in challenged.stdout
+
+    # Without the pin, other bytes are other bytes.
+    unpinned = write_recipe(tmp_path / "unpinned", published, published, repackaged=reserialized(published))
+    refused = cli("--store", str(store_root), "verify", "--all-sources", str(unpinned))
+    assert refused.returncode == 1
+    assert "source 2 (path repackaged.safetensors): differs" in refused.stdout
+
+    # With the pin, other content is named as such, and so is a file that is no safetensors at all.
+    for label, served, words in [
+        ("other", model(nudged()), f"content-sha256 {content_of(model(nudged()), tmp_path)}, expected {pin}"),
+        ("broken", b"\x00" * 16, "not a valid safetensors file"),
+    ]:
+        recipe = write_recipe(tmp_path / label, published, published, content_pin=pin, repackaged=served)
+        refused = cli("--store", str(store_root), "verify", "--all-sources", str(recipe))
+        assert refused.returncode == 1, label
+        [line] = [x for x in refused.stdout.splitlines() if "source 2" in x and "FAILED" not in x]
+        assert ": differs: " in line and words in line, (label, line)

@@ -121,3 +121,15 @@ def test_urls_that_can_never_work_are_lint_errors(tmp_path: Path, url: str, mess
     source = {"kind": "url", "url": url}
     text = recipe_text([{"path": "w.bin", "sha256": PIN, "size": 1, "sources": [source]}])
     assert lint_problems(tmp_path, text) == [f"16: weights[0].sources[0].url: {message}"]
+
+
+def test_a_content_pin_is_for_safetensors_files_only(tmp_path: Path) -> None:
+    pinned = [{**weights()[0], "format": "pytorch-pickle", "content-sha256": PIN}]
+    assert lint_problems(tmp_path, recipe_text(pinned)) == [
+        "14: weights[0].content-sha256: content-sha256 is defined for safetensors files only, "
+        "not format 'pytorch-pickle'"
+    ]
+    fine = [{**weights()[0], "format": "safetensors", "content-sha256": PIN}]
+    path = tmp_path / "fine.toml"
+    path.write_text(recipe_text(fine))
+    assert weightpkg.load_recipe(path).weights[0].content_sha256.hex == PIN

@@ -127,11 +127,17 @@ def test_a_scrambled_penguins_file_fails_the_functional_check(
     weights.write_bytes(scrambled)
     import hashlib
 
+    from weightpkg.tensorfiles import file_content_digest
+
     text = recipe.read_text()
     old_sha = hashlib.sha256(raw).hexdigest()
+    old_content = file_content_digest(REPO / "recipes" / "penguins-logreg" / "penguins-logreg.safetensors")
     text = text.replace(old_sha, hashlib.sha256(scrambled).hexdigest()).replace(
         f"size = {len(raw)}\n", f"size = {len(scrambled)}\n", 1
     )
+    # Its publisher pins what it holds too, so verify passes and only the challenge can tell.
+    assert old_content in text
+    text = text.replace(old_content, file_content_digest(weights))
     recipe.write_text(text)
     done = cli("--store", str(shared_store), "challenge", "-q", "--json", str(recipe), timeout=1200)
     assert done.returncode == 1, done.stdout + done.stderr

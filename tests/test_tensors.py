@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
 import weightpkg.core.tensors as tensors
+from weightpkg.core.content import content_digest
 from weightpkg.core.safetensors import DTYPE_BITS, SafetensorsError
 from weightpkg.core.tensors import (
     F8_E4M3_VALUES,
@@ -27,7 +28,6 @@ from weightpkg.core.tensors import (
     TensorComparison,
     TensorDiff,
     compare_layouts,
-    content_digest,
     describe,
 )
 from weightpkg.errors import UsageError

@@ -42,7 +42,8 @@ def test_shipped_digits_recipe_verifies_offline(store_root: Path, cli) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         f"{DIGITS}: digits-mlp.safetensors: ok (sha256 fdd22cfea848…, 19528 bytes, safetensors, "
-        "4 tensors; from source 1 (path digits-mlp/digits-mlp.safetensors))",
+        "4 tensors, content-sha256 3aecf41939d9… as pinned; "
+        "from source 1 (path digits-mlp/digits-mlp.safetensors))",
         f"{DIGITS}: ML-Policy class: Free "
         "(free weights, training data and program available under free licences)",
         f"{DIGITS}: verified: digits-mlp 1.0.0 (1 file)",

@@ -9,9 +9,10 @@ from pathlib import Path, PurePosixPath
 
 from .core.digest import Digest
 from .core.recipe import Recipe, Source
-from .errors import FetchError, IntegrityError, UnsafeArchiveError
+from .errors import FetchError, IntegrityError, UnsafeArchiveError, UsageError
 from .sources import FetchContext, FileSink, Progress, candidates
 from .store import PinMismatch, Store
+from .tensorfiles import file_content_digest
 
 #: Failures that mean "this candidate did not deliver; try the next one".
 CANDIDATE_FAILURES = (FetchError, IntegrityError, UnsafeArchiveError)
@@ -19,11 +20,13 @@ CANDIDATE_FAILURES = (FetchError, IntegrityError, UnsafeArchiveError)
 
 @dataclass(frozen=True)
 class Pin:
-    """What a file must be: its name in the package, sha256 and size."""
+    """What a file must be: its name in the package, sha256 and size, and for a safetensors file
+    whose recipe pins its content, the content digest another serialization may match."""
 
     path: str
     sha256: Digest
     size: int
+    content_sha256: Digest | None = None
 
     @property
     def name(self) -> str:
@@ -115,14 +118,21 @@ class SourceCheck:
     """What one declared source delivered, for ``verify --all-sources``."""
 
     source: str
-    status: str  # "agrees" | "differs" | "unavailable"
+    status: str  # "agrees" | "same-content" | "differs" | "unavailable"
     detail: str
     sha256: str | None = None
     declared_license: str | None = None
 
 
+#: A source checked against a content pin may deliver other bytes for the same tensors: only the
+#: header can differ (data is tiled exactly), so a little more than the pinned size is let in.
+CONTENT_HEADER_SLACK_BYTES = 8 << 20
+
+
 def check_sources(pin: Pin, sources: Sequence[Source], ctx: FetchContext) -> list[SourceCheck]:
-    """Fetch ``pin`` from every source into scratch space and compare each with the pin."""
+    """Fetch ``pin`` from every source into scratch space and compare each with the pin: by bytes,
+    and where the bytes differ and the pin has a content digest, by what the file holds."""
+    limit = pin.size + (CONTENT_HEADER_SLACK_BYTES if pin.content_sha256 is not None else 0)
     results = []
     for number, source in enumerate(sources, start=1):
         label = f"source {number} ({source.describe()})"
@@ -131,24 +141,36 @@ def check_sources(pin: Pin, sources: Sequence[Source], ctx: FetchContext) -> lis
         for candidate in candidates(source, ctx):
             scratch = ctx.scratch("compare") / f"{number}-{pin.name}"
             try:
-                with FileSink(scratch, limit=pin.size) as sink:
+                with FileSink(scratch, limit=limit) as sink:
                     candidate.fetch(sink)
                     digest, size = sink.digest()
+                if digest == pin.sha256 and size == pin.size:
+                    outcome = SourceCheck(label, "agrees", f"sha256 {digest.hex}", digest.hex)
+                else:
+                    outcome = _differing_source(label, pin, digest, size, scratch)
             except CANDIDATE_FAILURES as exc:
                 reasons.append(f"{candidate.label}: {failure_reason(exc)}")
                 continue
             finally:
                 scratch.unlink(missing_ok=True)
-            if digest == pin.sha256 and size == pin.size:
-                outcome = SourceCheck(label, "agrees", f"sha256 {digest.hex}", digest.hex)
-            else:
-                outcome = SourceCheck(
-                    label,
-                    "differs",
-                    f"sha256 {digest.hex} and {size} bytes, expected {pin.sha256.hex} and {pin.size}",
-                    digest.hex,
-                )
             break
         outcome = outcome or SourceCheck(label, "unavailable", "; ".join(reasons))
         results.append(replace(outcome, declared_license=source.declared_license))
     return results
+
+
+def _differing_source(label: str, pin: Pin, digest: Digest, size: int, scratch: Path) -> SourceCheck:
+    """Other bytes than the pin's: the same content when the pin has a content digest it matches."""
+    detail = f"sha256 {digest.hex} and {size} bytes, expected {pin.sha256.hex} and {pin.size}"
+    if pin.content_sha256 is None:
+        return SourceCheck(label, "differs", detail, digest.hex)
+    try:
+        content = file_content_digest(scratch)
+    except UsageError as exc:
+        why = str(exc).removeprefix(f"{scratch}: ")
+        return SourceCheck(label, "differs", f"{detail}; {why}", digest.hex)
+    if content != pin.content_sha256.hex:
+        detail += f"; content-sha256 {content}, expected {pin.content_sha256.hex}"
+        return SourceCheck(label, "differs", detail, digest.hex)
+    detail = f"sha256 {digest.hex}: other bytes, the pinned content-sha256 {content}"
+    return SourceCheck(label, "same-content", detail, digest.hex)

@@ -31,9 +31,15 @@ class FileChallenge:
     comparison: TensorComparison | None = None
     sources: list[dict[str, Any]] = field(default_factory=list)
     detail: str | None = None
+    #: The recipe's content-sha256 pin of the file, and the rebuilt file's content digest when
+    #: it was needed (bytes differ, tensors and metadata do not).
+    content_sha256: str | None = None
+    rebuilt_content_sha256: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "content_sha256": self.content_sha256,
+            "rebuilt_content_sha256": self.rebuilt_content_sha256,
             "path": self.path,
             "format": self.format,
             "published_sha256": self.published_sha256,
@@ -105,10 +111,12 @@ class ChallengeReport:
         }
 
 
-def passes(verdict: str, level: str) -> bool:
-    """A bit-identical recipe promises the bytes; a tolerance recipe promises the values."""
+def passes(verdict: str, level: str, content_as_pinned: bool = False) -> bool:
+    """A bit-identical recipe promises the bytes, or for a file it pins by content-sha256, what
+    they hold (``content_as_pinned``: the rebuilt file's content digest is the pin); a tolerance
+    recipe promises the values."""
     if level == "bit-identical":
-        return verdict == "identical"
+        return verdict == "identical" or (verdict == "same-content" and content_as_pinned)
     return verdict in ("identical", "same-content", "within-tolerance")
 
 
@@ -124,7 +132,7 @@ def challenge_recipe(
 ) -> ChallengeReport:
     """Rebuild (or reuse the stored build of the same derivation), then compare every published
     file with its rebuilt counterpart and run the functional check on both."""
-    from .tensorfiles import compare_files
+    from .tensorfiles import compare_files, file_content_digest
 
     level = recipe.reproducibility.level
     if level == "unavailable":
@@ -164,16 +172,21 @@ def challenge_recipe(
             continue
         comparison = None
         detail: str | None = None
+        rebuilt_content: str | None = None
         if out.sha256 == weight.sha256:
             verdict = "identical"
         elif weight.format == "safetensors":
             try:
                 comparison = compare_files(published_path, out.store_path, atol)
                 verdict = comparison.verdict
+                if verdict == "same-content" and weight.content_sha256 is not None:
+                    rebuilt_content = file_content_digest(out.store_path)
             except UsageError as exc:  # the rebuilt file is no valid safetensors file
                 verdict, detail = "differs", str(exc)
         else:
             verdict = "differs"
+        pinned = weight.content_sha256.hex if weight.content_sha256 is not None else None
+        as_pinned = rebuilt_content is not None and rebuilt_content == pinned
         report.files.append(
             FileChallenge(
                 weight.path,
@@ -181,9 +194,11 @@ def challenge_recipe(
                 weight.sha256.hex,
                 out.sha256.hex,
                 verdict,
-                passes(verdict, level),
+                passes(verdict, level, as_pinned),
                 comparison,
                 detail=detail,
+                content_sha256=pinned,
+                rebuilt_content_sha256=rebuilt_content,
             )
         )
         pairs[weight.path] = (published_path, out.store_path)
@@ -192,7 +207,8 @@ def challenge_recipe(
             weights = {w.path: w for w in recipe.weights}
             for challenged in report.files:  # files whose published copy failed are not listed
                 weight = weights[challenged.path]
-                checks = check_sources(Pin(weight.path, weight.sha256, weight.size), weight.sources, ctx)
+                pin = Pin(weight.path, weight.sha256, weight.size, weight.content_sha256)
+                checks = check_sources(pin, weight.sources, ctx)
                 challenged.sources = [
                     {"source": c.source, "status": c.status, "detail": c.detail, "sha256": c.sha256}
                     for c in checks
@@ -244,8 +260,14 @@ def challenge_lines(report: ChallengeReport) -> list[str]:
                 lines.append(f"    {f.detail}")
             elif f.verdict == "differs":
                 lines.append(f"    {f.format} files are compared byte for byte only")
+            if f.rebuilt_content_sha256 is not None:
+                agrees = "the recipe's pin" if f.rebuilt_content_sha256 == f.content_sha256 else "not the pin"
+                lines.append(f"    rebuilt content-sha256 {f.rebuilt_content_sha256[:12]}…: {agrees}")
             if not f.ok and f.verdict in ("same-content", "within-tolerance"):
-                lines.append(f"    the recipe's level is {report.level}, which promises the same bytes")
+                promise = "the same bytes"
+                if f.verdict == "same-content" and f.content_sha256 is None:
+                    promise += " (a content-sha256 pin would accept the same tensors in other bytes)"
+                lines.append(f"    the recipe's level is {report.level}, which promises {promise}")
         for source in f.sources:
             lines.append(f"    {source['source']}: {source['status']}: {source['detail']}")
     if report.functional is not None:

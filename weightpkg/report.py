@@ -25,6 +25,8 @@ def file_lines(recipe: str, f: FileReport) -> list[str]:
         facts = [f"sha256 {short(f.sha256)}", f"{f.size} bytes"]
         if st := f.details.get("safetensors"):
             facts.append(f"safetensors, {st['tensors']} tensors")
+            if "content_sha256" in st:
+                facts.append(f"content-sha256 {short(st['content_sha256'])} as pinned")
         origin = f"in the {f.source}" if (f.source or "store").startswith("store") else f"from {f.source}"
         lines.append(f"{head}: ok ({', '.join(facts)}; {origin})")
     else:

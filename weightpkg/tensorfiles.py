@@ -11,11 +11,15 @@ import contextlib
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .core.content import Buffer, content_digest, layout_of
 from .core.safetensors import SafetensorsError, SafetensorsLayout
-from .core.tensors import Buffer, TensorComparison, compare_layouts, content_digest, layout_of
 from .errors import UsageError
 from .mapped import mapped_file
+
+if TYPE_CHECKING:  # numpy, which the comparison needs, is imported only when one runs
+    from .core.tensors import TensorComparison
 
 #: At most this many findings are named in the error for a malformed file.
 _SHOWN_FINDINGS = 5
@@ -44,6 +48,8 @@ def _layout(path: Path, buf: Buffer) -> SafetensorsLayout:
 
 def compare_files(a: Path, b: Path, atol: float | None) -> TensorComparison:
     """Compare two safetensors files tensor by tensor; UsageError names a missing or malformed file."""
+    from .core.tensors import compare_layouts
+
     if atol is not None and not (math.isfinite(atol) and atol >= 0):
         raise UsageError(f"atol must be a finite number >= 0, not {atol!r}")
     a, b = Path(a), Path(b)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .acquire import Pin, SourceCheck, check_sources, fetch_context, obtain
-from .core.digest import hash_stream
+from .core.digest import Digest, hash_stream
 from .core.policy import PackageFacts, Policy, PolicyFinding, classify, evaluate
 from .core.recipe import Recipe
 from .core.safetensors import SafetensorsError, header_length, parse_layout
@@ -169,6 +169,20 @@ def check_safetensors(path: Path, report: FileReport) -> None:
     }
 
 
+def check_content(path: Path, pinned: Digest, report: FileReport) -> None:
+    """The recipe's two pins of one file must agree: its sha256 names these bytes, its
+    content-sha256 what they hold. A mismatch is a recipe error, found before anyone relies on it."""
+    from .tensorfiles import file_content_digest
+
+    found = file_content_digest(path)  # the strict parser has already accepted the file
+    report.details["safetensors"]["content_sha256"] = found
+    if found != pinned.hex:
+        report.fail(
+            "content-mismatch",
+            f"content-sha256 mismatch: the recipe pins {pinned.hex}, the file's content digest is {found}",
+        )
+
+
 #: Formats whose files may carry pickles: scanned (never loaded) by verify.
 SCANNED_FORMATS = frozenset({"pytorch-pickle", "torchscript", "pickle", "numpy"})
 
@@ -191,7 +205,7 @@ def check_pickles(path: Path, report: FileReport) -> None:
 def _pins(recipe: Recipe, with_inputs: bool) -> list[tuple[FileReport, Pin, Sequence[Any]]]:
     out = []
     for w in recipe.weights:
-        pin = Pin(w.path, w.sha256, w.size)
+        pin = Pin(w.path, w.sha256, w.size, w.content_sha256)
         report = FileReport(w.path, w.sha256.hex, w.size, w.format)
         report.declared_licenses = [
             {"source": number, "license": source.declared_license}
@@ -282,13 +296,15 @@ def fetch_recipe(
                     check_entry(got.store_path, pin, file_report)
                 if file_report.format == "safetensors" and file_report.status == "ok":
                     check_safetensors(got.store_path, file_report)
+                    if pin.content_sha256 is not None and file_report.status == "ok":
+                        check_content(got.store_path, pin.content_sha256, file_report)
                 elif file_report.format in SCANNED_FORMATS and file_report.status == "ok":
                     check_pickles(got.store_path, file_report)
             if all_sources and len(sources) > 1:
                 file_report.sources = check_sources(pin, sources, ctx)
-                differing = [s for s in file_report.sources if s.status == "differs"]
-                for s in differing:
-                    file_report.fail("source-differs", f"{s.source} delivers different bytes: {s.detail}")
+                for s in file_report.sources:  # "same-content" passes: the recipe pins content too
+                    if s.status == "differs":
+                        file_report.fail("source-differs", f"{s.source} delivers different bytes: {s.detail}")
                 compared = [s for s in file_report.sources if s.status != "unavailable"]
                 if len(compared) < 2:
                     file_report.notes.append(

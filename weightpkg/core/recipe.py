@@ -133,6 +133,9 @@ class WeightFile:
     size: int
     format: str
     sources: tuple[Source, ...]
+    #: The canonical content digest (docs/content-digest.md) of a safetensors file: pins what it
+    #: holds, so a rebuild or a repackaging that writes the same tensors as other bytes matches.
+    content_sha256: Digest | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -318,6 +321,14 @@ def _semantic_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         check_integer(["weights", i, "size"], weight.get("size"))
         check_unique("weights", i, "path", seen_paths, "weight path")
         check_sources(["weights", i], weight)
+        fmt = weight.get("format")
+        if "content-sha256" in weight and isinstance(fmt, str) and fmt != "safetensors":
+            out.append(
+                (
+                    render(["weights", i, "content-sha256"]),
+                    f"content-sha256 is defined for safetensors files only, not format {fmt!r}",
+                )
+            )
 
     seen_inputs: dict[str, int] = {}
     seen_input_paths: dict[str, int] = {}
@@ -496,6 +507,7 @@ def _build(data: Mapping[str, Any], origin: str) -> Recipe:
             size=w["size"],
             format=w["format"],
             sources=tuple(_source(s) for s in w["sources"]),
+            content_sha256=Digest.from_hex(w["content-sha256"]) if "content-sha256" in w else None,
         )
         for w in data["weights"]
     )

@@ -1,30 +1,27 @@
-"""Tensor-by-tensor comparison of two safetensors files, and their canonical content digest.
+"""Tensor-by-tensor comparison of two safetensors files.
 
 ``challenge`` has to say *where* a rebuilt file differs from the published one and by how much,
 not just that the sha256 differs; a writer that orders the header differently must not count as a
-difference at all. Both functions take whole-file buffers (in practice read-only ``mmap``
-objects handed in by :mod:`weightpkg.tensorfiles`) and never copy a tensor: raw bytes are
+difference at all. :func:`compare_layouts` takes whole-file buffers (in practice read-only ``mmap``
+objects handed in by :mod:`weightpkg.tensorfiles`) and never copies a tensor: raw bytes are
 compared through numpy views, :data:`CHUNK_BYTES` at a time, and only where bits differ are
 values decoded, :data:`BLOCK_ELEMENTS` at a time, so temporaries stay a few MiB whatever the
 tensor size.
 
-The content digest is defined in docs/content-digest.md; :func:`content_digest` is its
-implementation and the test suite recomputes it from that page.
+The canonical content digest lives in :mod:`weightpkg.core.content`, which needs no numpy.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import mmap
-import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 import numpy as np
 
-from .safetensors import DTYPE_BITS, SafetensorsLayout, TensorInfo, header_length, parse_layout
+from .content import Buffer, layout_of
+from .safetensors import DTYPE_BITS, SafetensorsLayout, TensorInfo
 
 #: Raw bytes are compared this many at a time (rounded down to whole elements).
 CHUNK_BYTES = 8 << 20
@@ -33,17 +30,10 @@ CHUNK_BYTES = 8 << 20
 #: temporaries of one block are then 512 KiB each, small enough to be reused, not page-faulted anew.
 BLOCK_ELEMENTS = 1 << 16
 
-#: What :func:`content_digest` hashes first: names the definition, so a v2 can never collide.
-CONTENT_DIGEST_DOMAIN = b"weightpkg-safetensors-content-v1\0"
-
 #: Per-tensor statuses, and overall verdicts, from best to worst.
 STATUSES = ("identical", "differs", "missing", "extra", "dtype-changed", "shape-changed")
 VERDICTS = ("identical", "same-content", "within-tolerance", "differs")
 
-#: What the functions here read: a whole file, in practice a read-only mmap.
-Buffer: TypeAlias = bytes | bytearray | memoryview | mmap.mmap
-
-_U64 = struct.Struct("<Q")
 _RAW = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 
 
@@ -253,13 +243,6 @@ class TensorComparison:
 # --- comparing --------------------------------------------------------------------------------
 
 
-def layout_of(buf: Buffer) -> SafetensorsLayout:
-    """The strict parser over a whole-file buffer; raises SafetensorsError."""
-    size = len(buf)
-    n = header_length(bytes(buf[:8]), size)
-    return parse_layout(bytes(buf[8 : 8 + n]), size)
-
-
 def _check_atol(atol: float | None) -> None:
     if atol is not None and not (math.isfinite(atol) and atol >= 0):
         raise ValueError(f"atol must be a finite number >= 0, not {atol!r}")
@@ -402,40 +385,6 @@ def _compare_tensor(
         index=_unravel(best_at, ta.shape),
         within=within,
     )
-
-
-# --- the content digest -----------------------------------------------------------------------
-
-
-def _text(value: str) -> bytes:
-    raw = value.encode("utf-8")
-    return _U64.pack(len(raw)) + raw
-
-
-def content_digest(buf: Buffer) -> str:
-    """sha256 (hex) of what a safetensors file holds, whatever its header or data order.
-
-    Defined in docs/content-digest.md: a domain string, the tensor count, each tensor by name
-    (UTF-8 byte order) as length-prefixed name and dtype, rank, dims, byte count and raw data, then
-    the metadata count and each key and value, keys in UTF-8 byte order. Raises SafetensorsError.
-    """
-    layout = layout_of(buf)
-    digest = hashlib.sha256(CONTENT_DIGEST_DOMAIN)
-    digest.update(_U64.pack(len(layout.tensors)))
-    with memoryview(buf) as view:
-        for tensor in sorted(layout.tensors, key=lambda t: t.name.encode("utf-8")):
-            fields = [_text(tensor.name), _text(tensor.dtype), _U64.pack(len(tensor.shape))]
-            fields += [_U64.pack(dim) for dim in tensor.shape]
-            fields.append(_U64.pack(tensor.end - tensor.begin))
-            digest.update(b"".join(fields))
-            begin, end = layout.data_start + tensor.begin, layout.data_start + tensor.end
-            for at in range(begin, end, CHUNK_BYTES):
-                with view[at : min(at + CHUNK_BYTES, end)] as part:
-                    digest.update(part)
-    digest.update(_U64.pack(len(layout.metadata)))
-    for key in sorted(layout.metadata, key=lambda k: k.encode("utf-8")):
-        digest.update(_text(key) + _text(layout.metadata[key]))
-    return digest.hexdigest()
 
 
 # --- the report -------------------------------------------------------------------------------
