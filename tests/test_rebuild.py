@@ -216,14 +216,20 @@ def test_requirements_must_be_pinned_with_hashes(tmp_path: Path, cli) -> None:
     assert "build.requirements[1]: not a pinned requirement: 'torch>=2'" in done.stderr
 
 
+def serve_helper_wheel(tmp_path: Path, simple_index: SimpleIndex, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A wheel of wpt-helper 1.0 on the loopback index that pip is pointed at."""
+    wheel = build_wheel(tmp_path / "wheels", "wpt-helper", "1.0", {"wpt_helper/__init__.py": b"VALUE = 41\n"})
+    simple_index.add_wheel(wheel)
+    monkeypatch.setenv("PIP_INDEX_URL", simple_index.url + "/simple")
+    return wheel
+
+
 def test_a_venv_of_exactly_the_pinned_requirements_is_made_once(
     tmp_path: Path, store_root: Path, simple_index: SimpleIndex, monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:
-    wheel = build_wheel(tmp_path / "wheels", "wpt-helper", "1.0", {"wpt_helper/__init__.py": b"VALUE = 41\n"})
-    simple_index.add_wheel(wheel)
+    wheel = serve_helper_wheel(tmp_path, simple_index, monkeypatch)
     other = build_wheel(tmp_path / "wheels", "wpt-unlisted", "1.0", {"wpt_unlisted/__init__.py": b""})
     simple_index.add_wheel(other)
-    monkeypatch.setenv("PIP_INDEX_URL", simple_index.url + "/simple")
     script = textwrap.dedent(
         """\
         import importlib.util, wpt_helper
@@ -248,12 +254,40 @@ def test_a_venv_of_exactly_the_pinned_requirements_is_made_once(
     assert "creating the build environment" not in again.stderr
 
 
+def recorded_libraries(store_root: Path) -> dict[str, str]:
+    manifest = json.loads((store_root / "packages" / "toy-1.0.build.json").read_text())
+    return json.loads((store_root / manifest["record"]).read_text())["libraries"]
+
+
+def test_the_environment_facts_are_kept_until_the_environment_changes(
+    tmp_path: Path, store_root: Path, simple_index: SimpleIndex, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    wheel = serve_helper_wheel(tmp_path, simple_index, monkeypatch)
+    pin = f"wpt-helper==1.0 --hash=sha256:{sha256(wheel.read_bytes())}"
+    recipe = write_recipe(tmp_path / "r", script="open('out.bin', 'w').write('x')\n", requirements=[pin])
+    assert cli("--store", str(store_root), "rebuild", str(recipe)).returncode == 0
+    assert recorded_libraries(store_root) == {"wpt-helper": "1.0"}
+    [env] = (store_root / "envs").iterdir()
+    cache = env / ".weightpkg-facts.json"
+    kept = json.loads(cache.read_text())
+    # The kept answer is used while the environment is unchanged: prove it by editing it.
+    kept["facts"]["libraries"]["wpt-helper"] = "1.0+kept"
+    cache.write_text(json.dumps(kept))
+    assert cli("--store", str(store_root), "rebuild", str(recipe)).returncode == 0
+    assert recorded_libraries(store_root) == {"wpt-helper": "1.0+kept"}
+    # A distribution installed by hand changes site-packages, so the interpreter is asked again.
+    [site] = env.glob("lib/python*/site-packages")
+    added = site / "wpt_added-2.0.dist-info"
+    added.mkdir()
+    (added / "METADATA").write_text("Metadata-Version: 2.1\nName: wpt-added\nVersion: 2.0\n")
+    assert cli("--store", str(store_root), "rebuild", str(recipe)).returncode == 0
+    assert recorded_libraries(store_root) == {"wpt-added": "2.0", "wpt-helper": "1.0"}
+
+
 def test_a_wheel_whose_hash_does_not_match_fails_the_environment(
     tmp_path: Path, store_root: Path, simple_index: SimpleIndex, monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:
-    wheel = build_wheel(tmp_path / "wheels", "wpt-helper", "1.0", {"wpt_helper/__init__.py": b"VALUE = 41\n"})
-    simple_index.add_wheel(wheel)
-    monkeypatch.setenv("PIP_INDEX_URL", simple_index.url + "/simple")
+    serve_helper_wheel(tmp_path, simple_index, monkeypatch)
     recipe = write_recipe(tmp_path / "r", requirements=[f"wpt-helper==1.0 --hash=sha256:{'1' * 64}"])
     done = cli("--store", str(store_root), "rebuild", str(recipe))
     assert done.returncode == 1

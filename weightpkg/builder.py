@@ -89,7 +89,7 @@ def build_env(recipe: Recipe) -> dict[str, str]:
     """The variables a build runs with, before paths are added: pinned defaults, then the
     recipe's own ``[build.env]`` (which wins)."""
     assert recipe.build is not None
-    env = dict(PINNED_ENV)
+    env = {**PINNED_ENV, "WEIGHTPKG_DEVICE": recipe.build.device}
     if recipe.build.device == "cuda":
         env.update(CUDA_ENV)
     env.update(recipe.build.env)
@@ -250,8 +250,21 @@ print(json.dumps({"implementation": sys.implementation.name, "version": platform
 """
 
 
-def interpreter_facts(python: Path | str) -> dict[str, Any]:
-    """Version and installed distributions of the interpreter a build runs with."""
+def interpreter_facts(python: Path | str, env_root: Path | None = None) -> dict[str, Any]:
+    """Version and installed distributions of the interpreter a build runs with.
+
+    Asking costs a Python start-up and a scan of site-packages (about 60 ms here, a third of a
+    repeated small rebuild's fixed cost), so for an environment under ``envs/`` the answer is kept
+    beside it, stamped with its site-packages folders' modification times: installing or
+    removing a distribution there changes the stamp, and the interpreter is asked again.
+    """
+    cache = env_root / FACTS_CACHE if env_root is not None else None
+    stamp = _environment_stamp(env_root) if env_root is not None else None
+    if cache is not None:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            kept = json.loads(cache.read_text("utf-8"))
+            if kept["stamp"] == stamp and isinstance(kept["facts"], dict):
+                return dict(kept["facts"])
     done = subprocess.run(
         [str(python), "-I", "-c", _FACTS_PROGRAM],
         capture_output=True,
@@ -263,7 +276,26 @@ def interpreter_facts(python: Path | str) -> dict[str, Any]:
             f"{python}: cannot ask the build interpreter for its versions: {done.stderr.strip()}"
         )
     facts: dict[str, Any] = json.loads(done.stdout)
+    if cache is not None:
+        with contextlib.suppress(OSError):  # a read-only store only loses the shortcut
+            partial = cache.with_name(f"{cache.name}.{os.getpid()}.partial")
+            partial.write_text(json.dumps({"stamp": stamp, "facts": facts}, sort_keys=True), "utf-8")
+            partial.replace(cache)
     return facts
+
+
+#: Where :func:`interpreter_facts` keeps an environment's answer, inside the environment.
+FACTS_CACHE = ".weightpkg-facts.json"
+
+
+def _environment_stamp(env_root: Path) -> list[list[Any]]:
+    """What changes when a distribution is installed into or removed from an environment."""
+    stamp: list[list[Any]] = []
+    for folder in [*sorted(env_root.glob("lib*/python*/site-packages")), env_root / "pyvenv.cfg"]:
+        with contextlib.suppress(OSError):
+            st = folder.stat()
+            stamp.append([str(folder.relative_to(env_root)), st.st_mtime_ns, st.st_ino])
+    return stamp
 
 
 def cpu_facts() -> dict[str, Any]:
@@ -450,7 +482,7 @@ def rebuild(
         python: Path | str = (
             sys.executable if env_mode == "current" else ensure_environment(store, build.requirements, say)
         )
-        facts = interpreter_facts(python)
+        facts = interpreter_facts(python, None if env_mode == "current" else Path(python).parent.parent)
         _, isolation = network_isolation()
         with build_folder(store, drv) as (workdir, home):
             _stage_inputs(recipe, stored_inputs, workdir)

@@ -23,6 +23,10 @@ Determinism:
     python train.py evaluate T10K_IMAGES T10K_LABELS WEIGHTS.safetensors   # prints {"test_accuracy": …}
 
 Thread count: OMP_NUM_THREADS (default 1), passed to torch.set_num_threads.
+Device: WEIGHTPKG_DEVICE, "cpu" (default) or "cuda". The model is initialised on the CPU with the
+CPU generator and the shuffling order is drawn there too, so a CUDA run trains from the same start
+in the same order; TF32 is switched off and deterministic kernels are required. On the CPU the
+device plumbing changes nothing. Evaluation always runs on the CPU.
 """
 
 from __future__ import annotations
@@ -76,14 +80,29 @@ class MLP(nn.Module):
         return self.fc2(torch.relu(self.fc1(x)))
 
 
-def train(x: torch.Tensor, y: torch.Tensor) -> MLP:
+def training_device() -> torch.device:
+    """Where WEIGHTPKG_DEVICE says to train; a CUDA build on a machine without CUDA stops here."""
+    name = os.environ.get("WEIGHTPKG_DEVICE", "cpu")
+    if name not in ("cpu", "cuda"):
+        raise SystemExit(f"WEIGHTPKG_DEVICE={name!r}: expected cpu or cuda")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit(f"WEIGHTPKG_DEVICE=cuda, but this torch {torch.__version__} sees no CUDA device")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = False
+    return torch.device(name)
+
+
+def train(x: torch.Tensor, y: torch.Tensor, device: torch.device) -> MLP:
     torch.manual_seed(SEED)
     shuffle = torch.Generator().manual_seed(SEED)
-    model = MLP().to(torch.float64)
+    model = MLP().to(torch.float64).to(device)  # initialised on the CPU, then moved
+    x, y = x.to(device), y.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     loss_fn = nn.CrossEntropyLoss()
     for _ in range(EPOCHS):
-        order = torch.randperm(len(x), generator=shuffle)
+        order = torch.randperm(len(x), generator=shuffle).to(device)
         for start in range(0, len(x), BATCH):
             batch = order[start: start + BATCH]
             optimiser.zero_grad(set_to_none=True)
@@ -114,8 +133,9 @@ def main(argv: list[str]) -> int:
         from safetensors.torch import save_file
 
         train_images, train_labels, test_images, test_labels, out = argv[2:]
-        model = train(*load(train_images, train_labels))
-        tensors = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
+        device = training_device()  # before the data is read: a CUDA build without CUDA stops at once
+        model = train(*load(train_images, train_labels), device)
+        tensors = {k: v.detach().cpu().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
         metadata = {
             "architecture": "fc1 784->256, ReLU, fc2 256->10; input = pixels / 255, row-major 28x28",
             "classes": list(CLASSES),
