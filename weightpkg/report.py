@@ -46,6 +46,8 @@ def verify_lines(reports: Sequence[RecipeReport], verb: str = "verified") -> lis
             lines.append(f"{r.recipe}: ML-Policy class: {r.ml_class} ({'; '.join(r.class_reasons)})")
         for finding in r.policy_findings:
             lines.append(f"{r.recipe}: POLICY {r.policy}: {finding.rule}: {finding.message}")
+        if r.attestation is not None:
+            lines.extend(_attestation_lines(r))
         count = f"{len(r.files)} file{'s' if len(r.files) != 1 else ''}"
         if r.ok:
             lines.append(f"{r.recipe}: {verb}: {r.package} {r.version} ({count})")
@@ -55,7 +57,23 @@ def verify_lines(reports: Sequence[RecipeReport], verb: str = "verified") -> lis
             why = [f"{failed} of {count} failed"] if failed else []
             if broken:
                 why.append(f"{broken} policy rule{'s' if broken != 1 else ''} broken")
+            if any(f.severity == "error" for f in r.attestation_findings):
+                why.append("the attestation failed")
             lines.append(f"{r.recipe}: FAILED: {r.package} {r.version} ({'; '.join(why)})")
+    return lines
+
+
+def _attestation_lines(r: RecipeReport) -> list[str]:
+    a = r.attestation or {}
+    lines = [
+        f"{r.recipe}: ATTESTATION {'WARNING' if f.severity == 'warning' else 'FAILED'}: {f.rule}: {f.message}"
+        for f in r.attestation_findings
+    ]
+    subjects = ", ".join(f"{s['name']} {short(str(s['sha256']))}" for s in a.get("subjects", []))
+    if a.get("verdict") == "verified":
+        lines.append(f"{r.recipe}: attestation {a['envelope']}: verified, signed by {a['key']} ({subjects})")
+    else:
+        lines.append(f"{r.recipe}: attestation {a.get('envelope')}: FAILED")
     return lines
 
 

@@ -1199,17 +1199,155 @@ def verify_model_dir(
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# DSSE envelopes (for in-toto attestations): the keys above, the PAE of model-signing
+
+DSSE = "dsse"
+#: The payload type of an in-toto Statement inside a DSSE envelope.
+IN_TOTO_PAYLOAD_TYPE = _INTOTO_PAYLOAD_TYPE
+
+
+@dataclass(frozen=True)
+class DsseKey:
+    """A public key that may sign DSSE envelopes, under the key id weightpkg states for it: a
+    minisign key's id as minisign prints it (``9DF6BE6F143CE925``), or the sha256 of an ECDSA
+    key's PEM (the model-signing hint). The key id is an unsigned hint; the signature decides."""
+
+    keyid: str
+    public_key: ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+    origin: str
+
+    def verify(self, signature: bytes, message: bytes) -> bool:
+        """Whether ``signature`` is this key's over ``message`` (Ed25519, or DER ECDSA with the
+        curve's hash, as model-signing and securesystemslib use)."""
+        try:
+            if isinstance(self.public_key, ed25519.Ed25519PublicKey):
+                self.public_key.verify(signature, message)
+            else:
+                self.public_key.verify(signature, message, ec.ECDSA(_EC_HASHES[self.public_key.curve.name]()))
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+def load_dsse_public_keys(
+    sources: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+) -> tuple[DsseKey, ...]:
+    """Trusted keys for DSSE envelopes: minisign public keys (a ``.pub`` file, a folder of them, or
+    an ``RW…`` line) and ECDSA P-256/384/521 PEM public keys, in the order given."""
+    keys: list[DsseKey] = []
+    for source in [sources] if isinstance(sources, (str, os.PathLike)) else sources:
+        path = Path(source)
+        if path.is_file() and _read_small(path, "a public key").lstrip().startswith(b"-----BEGIN"):
+            public = _load_ec_public_key(path)
+            keys.append(DsseKey(_public_key_hint(public), public, str(path)))
+            continue
+        for key in load_minisign_public_keys(source):
+            public_key = ed25519.Ed25519PublicKey.from_public_bytes(key.public_key)
+            keys.append(DsseKey(key.id, public_key, key.origin))
+    if not keys:
+        raise UsageError("no trusted keys given to check a DSSE envelope against")
+    return tuple(keys)
+
+
+def sign_dsse(payload: bytes, payload_type: str, secret_key: str | os.PathLike[str]) -> dict[str, Any]:
+    """A DSSE envelope (``payload``, ``payloadType``, ``signatures`` with ``keyid`` and ``sig``,
+    base64) over ``payload``, signed with an unencrypted minisign secret key (Ed25519: the same
+    payload and key give the same bytes) or an ECDSA PEM private key (as for model-signing)."""
+    path = Path(secret_key)
+    signed = _pae(payload_type, payload)
+    if _read_small(path, "a secret key").lstrip().startswith(b"-----BEGIN"):
+        private = _load_ec_private_key(path)
+        keyid = _public_key_hint(private.public_key())
+        signature = private.sign(signed, ec.ECDSA(_EC_HASHES[private.curve.name]()))
+    else:
+        key_id, ed_private = _load_minisign_secret_key(path)
+        keyid = key_id[::-1].hex().upper()
+        signature = ed_private.sign(signed)
+    return {
+        "payload": base64.b64encode(payload).decode("ascii"),
+        "payloadType": payload_type,
+        "signatures": [{"keyid": keyid, "sig": base64.b64encode(signature).decode("ascii")}],
+    }
+
+
+@dataclass(frozen=True)
+class DsseCheck:
+    """What a DSSE envelope's signatures say: the trusted key one of them verifies with (None
+    when none does), the key ids of signatures by keys that are not trusted, and those of
+    signatures that name a trusted key but do not verify with it (a payload or signature altered)."""
+
+    payload_type: str
+    payload: bytes
+    key: DsseKey | None
+    unknown_keyids: tuple[str, ...] = ()
+    failed_keyids: tuple[str, ...] = ()
+
+    @property
+    def verified(self) -> bool:
+        return self.key is not None
+
+
+def _dsse_b64(value: Any) -> bytes:
+    """DSSE fields are base64, standard or URL-safe (the DSSE spec allows both)."""
+    if not isinstance(value, str):
+        raise ValueError("not a base64 string")
+    standard = value.replace("-", "+").replace("_", "/")
+    return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+
+
+def check_dsse(envelope: Any, keys: Iterable[DsseKey], origin: str) -> DsseCheck:
+    """Check a parsed DSSE envelope against trusted keys; SignatureError (naming ``origin``) when
+    it is not a DSSE envelope at all.
+
+    A signature is tried with the trusted keys its ``keyid`` names, else (an unknown or absent key
+    id) with every trusted key, since the key id is only a hint; one that verifies is enough.
+    """
+    trusted = tuple(keys)
+
+    def fail(reason: str) -> SignatureError:
+        return SignatureError(origin, DSSE, reason, signature=origin)
+
+    payload_type, signatures = _get(envelope, "payloadType"), _get(envelope, "signatures")
+    if not isinstance(payload_type, str) or not isinstance(signatures, list):
+        raise fail("not a DSSE envelope (needs payload, payloadType and signatures)")
+    try:
+        payload = _dsse_b64(_get(envelope, "payload"))
+        raw = [(_get(s, "keyid"), _dsse_b64(_get(s, "sig"))) for s in signatures]
+    except (ValueError, TypeError):
+        raise fail("malformed DSSE envelope (bad base64)") from None
+    if not raw:
+        raise fail("the DSSE envelope holds no signature")
+    signed = _pae(payload_type, payload)
+    unknown: list[str] = []
+    failed: list[str] = []
+    for keyid, signature in raw:
+        named = [k for k in trusted if isinstance(keyid, str) and keyid and k.keyid == keyid]
+        verifier = next((k for k in named or trusted if k.verify(signature, signed)), None)
+        if verifier is not None:
+            return DsseCheck(payload_type, payload, verifier)
+        (failed if named else unknown).append(keyid if isinstance(keyid, str) else "")
+    return DsseCheck(payload_type, payload, None, tuple(unknown), tuple(failed))
+
+
 __all__ = (
+    "DSSE",
+    "IN_TOTO_PAYLOAD_TYPE",
     "MINISIGN",
     "MODEL_SIGNING",
     "SSH",
     "AllowedSigner",
+    "DsseCheck",
+    "DsseKey",
     "MinisignPublicKey",
     "SignatureError",
     "Verified",
+    "check_dsse",
     "generate_minisign_keypair",
+    "load_dsse_public_keys",
     "load_minisign_public_keys",
     "read_allowed_signers",
+    "sign_dsse",
     "sign_minisign",
     "sign_model_dir",
     "sign_ssh",

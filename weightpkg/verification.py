@@ -100,15 +100,19 @@ class RecipeReport:
     class_reasons: list[str] = field(default_factory=list)
     policy: str | None = None
     policy_findings: list[PolicyFinding] = field(default_factory=list)
+    #: ``verify --attestation``: the attestation's report (JSON) and its findings.
+    attestation: dict[str, Any] | None = None
+    attestation_findings: list[Finding] = field(default_factory=list)
 
     @property
     def findings(self) -> list[Finding]:
-        """Every finding of the recipe, files first, then policy rules (file: the recipe)."""
+        """Every finding of the recipe: files first, then policy rules (file: the recipe), then
+        the attestation's (file: the attestation)."""
         found = [finding for f in self.files for finding in f.findings]
         found += [
             Finding(p.severity, f"policy-{p.rule}", self.recipe, p.message) for p in self.policy_findings
         ]
-        return found
+        return found + self.attestation_findings
 
     @property
     def ok(self) -> bool:
@@ -133,6 +137,7 @@ class RecipeReport:
                     for p in self.policy_findings
                 ],
             },
+            **({"attestation": self.attestation} if self.attestation is not None else {}),
         }
 
 
