@@ -716,6 +716,65 @@ def export_cyclonedx(
         _write_export(cyclonedx_json(loaded, timestamp=timestamp, build_record=record), output)
 
 
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, list[str]]:
+    """KEY=VALUE options, repeatable, into KEY → [VALUE, …]."""
+    out: dict[str, list[str]] = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key or not rest:
+            raise UsageError(f"{option} {value!r}: expected KEY=VALUE")
+        out.setdefault(key, []).append(rest)
+    return out
+
+
+@export.command("guix")
+@click.argument("recipe")
+@click.option(
+    "--debian-source",
+    "debian_sources",
+    multiple=True,
+    metavar="PACKAGE=SOURCE",
+    help="The Debian source package (COMPONENT/SOURCE) of a binary package, for its pool URL.",
+)
+@click.option(
+    "--archive-url",
+    "archive_urls",
+    multiple=True,
+    metavar="KEY=URL",
+    help="A URL for a wheel or .deb, KEY being its sha256 or file name (tried before derived ones).",
+)
+@click.option(
+    "--license-uri",
+    "license_uris",
+    multiple=True,
+    metavar="ID=URI",
+    help="What to cite for a licence Guix has no variable for.",
+)
+@_OUTPUT
+def export_guix(
+    recipe: str,
+    debian_sources: tuple[str, ...],
+    archive_urls: tuple[str, ...],
+    license_uris: tuple[str, ...],
+    output: Path | None,
+) -> None:
+    """A Guix package definition (guix build -f FILE): an origin per archive or file with its
+    nix-base32 sha256, phases that extract and check each member, licences and the bias notes."""
+    with _errors_to_exit():
+        from weightpkg.exports.guix import guix_package
+
+        loaded = weightpkg.load_recipe(recipe)
+        text = guix_package(
+            loaded,
+            recipe_dir=Path(recipe).parent,
+            output_dir=output.parent if output is not None else None,
+            debian_sources={k: v[-1] for k, v in _pairs(debian_sources, "--debian-source").items()},
+            archive_urls=_pairs(archive_urls, "--archive-url"),
+            license_uris={k: v[-1] for k, v in _pairs(license_uris, "--license-uri").items()},
+        )
+        _write_export(text, output)
+
+
 @export.command("slsa")
 @click.argument("recipe")
 @click.option("--key", type=click.Path(dir_okay=False), help="Sign as a DSSE envelope with this secret key.")
