@@ -397,7 +397,7 @@ def test_url_source_with_a_bad_scheme(tmp_path: Path, cli) -> None:
 def test_unknown_source_kind(tmp_path: Path, cli) -> None:
     path = write(tmp_path, swap('kind = "path"', 'kind = "git"'))
     assert_problems(cli, path, [
-        (19, "weights[0].sources[0].kind", "must be one of 'path', 'url', 'pypi', 'deb'; got 'git'"),
+        (19, "weights[0].sources[0].kind", "must be one of 'path', 'url', 'pypi', 'deb', 'hf'; got 'git'"),
     ])
 
 

@@ -134,29 +134,38 @@ def check_sources(pin: Pin, sources: Sequence[Source], ctx: FetchContext) -> lis
     and where the bytes differ and the pin has a content digest, by what the file holds."""
     limit = pin.size + (CONTENT_HEADER_SLACK_BYTES if pin.content_sha256 is not None else 0)
     results = []
-    for number, source in enumerate(sources, start=1):
-        label = f"source {number} ({source.describe()})"
-        reasons = []
-        outcome: SourceCheck | None = None
-        for candidate in candidates(source, ctx):
-            scratch = ctx.scratch("compare") / f"{number}-{pin.name}"
-            try:
-                with FileSink(scratch, limit=limit) as sink:
-                    candidate.fetch(sink)
-                    digest, size = sink.digest()
-                if digest == pin.sha256 and size == pin.size:
-                    outcome = SourceCheck(label, "agrees", f"sha256 {digest.hex}", digest.hex)
-                else:
-                    outcome = _differing_source(label, pin, digest, size, scratch)
-            except CANDIDATE_FAILURES as exc:
-                reasons.append(f"{candidate.label}: {failure_reason(exc)}")
-                continue
-            finally:
-                scratch.unlink(missing_ok=True)
-            break
-        outcome = outcome or SourceCheck(label, "unavailable", "; ".join(reasons))
-        results.append(replace(outcome, declared_license=source.declared_license))
+    saved, ctx.local_caches = ctx.local_caches, False
+    try:
+        for number, source in enumerate(sources, start=1):
+            results.append(_check_source(number, source, pin, limit, ctx))
+    finally:
+        ctx.local_caches = saved
     return results
+
+
+def _check_source(number: int, source: Source, pin: Pin, limit: int, ctx: FetchContext) -> SourceCheck:
+    """What one source delivers, by its first candidate that delivers anything."""
+    label = f"source {number} ({source.describe()})"
+    reasons = []
+    outcome: SourceCheck | None = None
+    for candidate in candidates(source, ctx):
+        scratch = ctx.scratch("compare") / f"{number}-{pin.name}"
+        try:
+            with FileSink(scratch, limit=limit) as sink:
+                candidate.fetch(sink)
+                digest, size = sink.digest()
+            if digest == pin.sha256 and size == pin.size:
+                outcome = SourceCheck(label, "agrees", f"sha256 {digest.hex}", digest.hex)
+            else:
+                outcome = _differing_source(label, pin, digest, size, scratch)
+        except CANDIDATE_FAILURES as exc:
+            reasons.append(f"{candidate.label}: {failure_reason(exc)}")
+            continue
+        finally:
+            scratch.unlink(missing_ok=True)
+        break
+    outcome = outcome or SourceCheck(label, "unavailable", "; ".join(reasons))
+    return replace(outcome, declared_license=source.declared_license)
 
 
 def _differing_source(label: str, pin: Pin, digest: Digest, size: int, scratch: Path) -> SourceCheck:

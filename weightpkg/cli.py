@@ -775,6 +775,71 @@ def export_guix(
         _write_export(text, output)
 
 
+@export.command("nix")
+@click.argument("recipe")
+@click.option(
+    "--pypi-base",
+    metavar="URL",
+    help="Where wheels lie: a base URL (the wheel's file name is appended), a template with "
+    "{filename} {package} {version} {python_tag} {letter}, or 'pypi' for PyPI's own file URLs.",
+)
+@click.option(
+    "--debian-base",
+    metavar="URL",
+    help="Where .debs lie (a base URL or a template), after each deb source's own urls.",
+)
+@click.option(
+    "--path-base",
+    metavar="URL",
+    help="A base URL for the files beside the recipe (default: file:// URLs of this checkout).",
+)
+@click.option(
+    "--hf-endpoint", metavar="URL", help="The Hugging Face Hub (default: $HF_ENDPOINT or huggingface.co)."
+)
+@click.option(
+    "--extract-python",
+    metavar="PATH",
+    help="The host python3 that extracts archive members (default /usr/bin/python3; needs sandbox = false).",
+)
+@click.option(
+    "--python",
+    "build_python",
+    metavar="PATH",
+    help="The interpreter of the rebuild derivation (e.g. the venv weightpkg rebuild made).",
+)
+@_OUTPUT
+def export_nix(
+    recipe: str,
+    pypi_base: str | None,
+    debian_base: str | None,
+    path_base: str | None,
+    hf_endpoint: str | None,
+    extract_python: str | None,
+    build_python: str | None,
+    output: Path | None,
+) -> None:
+    """A Nix expression: a fixed-output derivation per published file, input and archive, the
+    package assembled from them, and for a rebuildable recipe the build (nix-build -A build
+    --check) and the rebuilt files checked against the published sha256 (-A rebuild)."""
+    with _errors_to_exit():
+        import os
+
+        from weightpkg.exports import nix
+
+        loaded = weightpkg.load_recipe(recipe)
+        text = nix.nix_expression(
+            loaded,
+            recipe_dir=Path(recipe).parent.resolve(),
+            pypi_base=nix.PYPI_FILES if pypi_base == "pypi" else pypi_base,
+            debian_base=debian_base,
+            path_base=path_base,
+            hf_endpoint=hf_endpoint or os.environ.get("HF_ENDPOINT") or nix.HF_ENDPOINT,
+            extract_python=extract_python or nix.DEFAULT_EXTRACT_PYTHON,
+            build_python=build_python,
+        )
+        _write_export(text, output)
+
+
 @export.command("slsa")
 @click.argument("recipe")
 @click.option("--key", type=click.Path(dir_okay=False), help="Sign as a DSSE envelope with this secret key.")

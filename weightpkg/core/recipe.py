@@ -98,7 +98,34 @@ class DebSource:
         return f"deb {self.package} {self.version} ({' → '.join(self.member)})"
 
 
-Source = PathSource | UrlSource | PypiSource | DebSource
+#: The Hub's repository types an hf source may name.
+HfRepoType = Literal["model", "dataset", "space"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HfSource:
+    """A file of a Hugging Face Hub repository at one commit, fetched through huggingface_hub.
+
+    The revision is a 40-hex commit id, never a branch or tag: those move, so they pin nothing.
+    """
+
+    repo: str
+    revision: str
+    path: str
+    repo_type: HfRepoType = "model"
+    declared_license: str | None = None
+    kind: Literal["hf"] = "hf"
+
+    @property
+    def repo_ref(self) -> str:
+        """The repository as the Hub's URLs write it ('datasets/org/name' for a dataset)."""
+        return self.repo if self.repo_type == "model" else f"{self.repo_type}s/{self.repo}"
+
+    def describe(self) -> str:
+        return f"hf {self.repo_ref}@{self.revision} ({self.path})"
+
+
+Source = PathSource | UrlSource | PypiSource | DebSource | HfSource
 
 
 # --- the recipe ---------------------------------------------------------------------------------
@@ -226,8 +253,12 @@ class Recipe:
 
 def recipe_from_mapping(data: Mapping[str, Any], origin: str) -> Recipe:
     """Validate ``data`` (parsed TOML) and build the model; RecipeInvalid lists every problem."""
-    problems = list(schema_violations(data))
-    problems.extend(_semantic_problems(data))
+    reworded: set[str] = set()
+    semantic = _semantic_problems(data, reworded)
+    # Where a check of meaning words a problem better than the schema can (a branch given as an
+    # hf revision), its message replaces the schema's for that key.
+    problems = [p for p in schema_violations(data) if p[0] not in reworded]
+    problems.extend(semantic)
     if problems:
         raise RecipeInvalid(_dedupe(problems))
     return _build(data, origin)
@@ -258,9 +289,13 @@ def unsafe_relpath(path: str) -> str | None:
     return None
 
 
-def _semantic_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Checks of meaning; defensive about types, which the schema reports on its own."""
+def _semantic_problems(data: Mapping[str, Any], reworded: set[str] | None = None) -> list[tuple[str, str]]:
+    """Checks of meaning; defensive about types, which the schema reports on its own.
+
+    Key paths whose message should stand instead of the schema's are added to ``reworded``.
+    """
     out: list[tuple[str, str]] = []
+    reworded = set() if reworded is None else reworded
 
     def each(key: str, container: Any = data) -> list[tuple[int, Mapping[str, Any]]]:
         value = container.get(key) if isinstance(container, Mapping) else None
@@ -277,6 +312,13 @@ def _semantic_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
             at = [*where, "sources", j]
             if source.get("kind") == "path":
                 check_relpath([*at, "path"], source.get("path"))
+            if source.get("kind") == "hf":
+                check_relpath([*at, "path"], source.get("path"))
+                for key, problem in (("revision", hf_revision_problem), ("repo", hf_repo_problem)):
+                    value = source.get(key)
+                    if isinstance(value, str) and (why := problem(value)) is not None:
+                        out.append((render([*at, key]), why))
+                        reworded.add(render([*at, key]))
             check_integer([*at, "size"], source.get("size"))
             if (why := license_problem(source.get("declared-license"))) is not None:
                 out.append((render([*at, "declared-license"]), why))
@@ -435,6 +477,40 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_HUB_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+
+
+def hf_revision_problem(revision: str) -> str | None:
+    """Why ``revision`` does not pin a Hub file, or None for a full commit id."""
+    if _COMMIT.fullmatch(revision):
+        return None
+    if len(revision) == 40 and _HEX.fullmatch(revision):
+        return f"commit id {revision!r} must be written in lower case: {revision.lower()!r}"
+    if 4 <= len(revision) < 40 and _HEX.fullmatch(revision):
+        return (
+            f"{revision!r} looks like an abbreviated commit id; write all 40 lower-case hexadecimal digits"
+        )
+    return (
+        f"{revision!r} is not a commit id: a branch or tag moves, so it is not a pin; write the 40 "
+        "lower-case hexadecimal digits of the commit it points to now"
+    )
+
+
+def hf_repo_problem(repo: str) -> str | None:
+    """Why ``repo`` is not a Hub repository id 'org/name' (the Hub's own naming rules), or None."""
+    parts = repo.split("/")
+    expected = (
+        "expected 'org/name': letters, digits and - _ ., neither '--' nor '..', at most 96 characters each"
+    )
+    if len(parts) != 2 or not all(_HUB_NAME.fullmatch(p) for p in parts):
+        return f"{repo!r} is not a Hub repository id; {expected}"
+    if "--" in repo or ".." in repo or any(len(p) > 96 for p in parts) or repo.endswith(".git"):
+        return f"{repo!r} is not a Hub repository id; {expected}, not ending in .git"
+    return None
+
+
 def license_problem(expression: Any) -> str | None:
     """Why ``expression`` is not a usable SPDX licence expression, or None."""
     if not isinstance(expression, str) or not expression or expression in NO_LICENSE:
@@ -475,6 +551,14 @@ def _source(raw: Mapping[str, Any]) -> Source:
         return PathSource(path=raw["path"], declared_license=declared)
     if kind == "url":
         return UrlSource(url=raw["url"], mirrors=tuple(raw.get("mirrors", ())), declared_license=declared)
+    if kind == "hf":
+        return HfSource(
+            declared_license=declared,
+            repo=raw["repo"],
+            revision=raw["revision"],
+            path=raw["path"],
+            repo_type=raw.get("repo-type", "model"),
+        )
     if kind == "pypi":
         return PypiSource(
             declared_license=declared,

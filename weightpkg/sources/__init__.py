@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..core.digest import Digest, StreamHasher, chunk_buffer, hash_stream
-from ..core.recipe import DebSource, PathSource, PypiSource, Source, UrlSource
+from ..core.recipe import DebSource, HfSource, PathSource, PypiSource, Source, UrlSource
 from ..errors import IntegrityError
 
 Progress = Callable[[str, int, "int | None"], None]
@@ -39,6 +39,9 @@ class FetchContext:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     progress: Progress | None = None
+    #: Whether a source may answer from a local cache of its own (the user's Hugging Face cache):
+    #: off while sources are compared, since the point is what each source itself delivers.
+    local_caches: bool = True
     _session: Any = field(default=None, repr=False)
     _cache: dict[str, Path] = field(default_factory=dict, repr=False)
 
@@ -134,7 +137,7 @@ def copy_into(handle: Any, sink: Sink, label: str, ctx: FetchContext, total: int
 
 def candidates(source: Source, ctx: FetchContext) -> list[Candidate]:
     """The ways ``source`` can deliver its file, in the order to try them."""
-    from . import deb, path, pypi, url
+    from . import deb, hf, path, pypi, url
 
     if isinstance(source, PathSource):
         return path.candidates(source, ctx)
@@ -144,6 +147,8 @@ def candidates(source: Source, ctx: FetchContext) -> list[Candidate]:
         return pypi.candidates(source, ctx)
     if isinstance(source, DebSource):
         return deb.candidates(source, ctx)
+    if isinstance(source, HfSource):
+        return hf.candidates(source, ctx)
     raise TypeError(f"unknown source {source!r}")
 
 
