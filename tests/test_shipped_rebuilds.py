@@ -95,6 +95,23 @@ def test_shipped_recipe_rebuilds_bit_identical(
     assert report["functional"]["ok"], report["functional"]
     assert report["functional"]["values"]["published"] == report["functional"]["values"]["rebuilt"]
 
+    # The rebuild attested: SLSA provenance signed, accepted by the real in-toto and DSSE checks
+    # and by verify --attestation.
+    from weightpkg.signing import generate_minisign_keypair
+
+    from .test_export_slsa import in_toto_validate, minisign_sslib_key, sslib_verify
+
+    public, secret = generate_minisign_keypair(tmp_path, "release")
+    envelope = tmp_path / f"{name}.intoto.jsonl"
+    store = ["--store", str(shared_store)]
+    exported = cli(*store, "export", "slsa", "--key", str(secret), "-o", str(envelope), str(recipe))
+    assert exported.returncode == 0, exported.stderr
+    statement = json.loads(sslib_verify(envelope, minisign_sslib_key(public)))
+    in_toto_validate(statement)
+    assert [s["digest"]["sha256"] for s in statement["subject"]] == [report["files"][0]["published_sha256"]]
+    checked = cli(*store, "verify", "--attestation", str(envelope), "--key", str(public), str(recipe))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
 
 def test_a_scrambled_penguins_file_fails_the_functional_check(
     tmp_path: Path, shared_store: Path, served: FileServer, cli

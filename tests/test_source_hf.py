@@ -650,3 +650,33 @@ def test_all_sources_asks_the_hub_itself_even_when_the_users_cache_holds_the_fil
     assert report.files[0].source == f"source 1 (hf cache {cached})"  # the store's copy: the cache
     assert [s.status for s in report.files[0].sources] == ["agrees", "agrees"]
     assert len(cdn_hub.body_gets(REPO_ID, NAME)) == before + 1  # the comparison: the Hub itself
+
+
+def test_init_writes_a_recipe_from_a_hub_repository_at_a_commit(
+    tmp_path: Path, store_root: Path, hub: HubServer, cli
+) -> None:
+    from weightpkg.load import tomllib
+
+    from .builders import safetensors_bytes
+
+    model = safetensors_bytes({"w": ("F32", [2], bytes(8))})
+    hub.add_file(REPO_ID, NAME, model)
+    hub.add_file(REPO_ID, "README.md", b"---\nlicense: apache-2.0\ntags:\n- tiny\n---\n# A tiny model\n")
+    recipe = tmp_path / "tiny.toml"
+    done = cli("init", f"hf:{REPO_ID}@{COMMIT}", "--member", NAME, "-o", str(recipe))
+    assert done.returncode == 0, done.stderr
+    data = tomllib.loads(recipe.read_text())
+    [weights] = data["weights"]
+    assert (weights["sha256"], weights["format"]) == (sha256(model), "safetensors")
+    assert weights["sources"] == [
+        {"kind": "hf", "repo": REPO_ID, "revision": COMMIT, "path": NAME, "declared-license": "Apache-2.0"}
+    ]
+    assert data["license"]["weights"] == "Apache-2.0" and data["package"]["name"] == "tiny-mlp"
+    fetched = cli("--store", str(store_root), "fetch", str(recipe))
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    # This Hub serves files only, not the listing API: without --member, init says what to do.
+    unlisted = cli("init", f"hf:{REPO_ID}@{COMMIT}")
+    assert unlisted.returncode == 2 and "name them with --member" in unlisted.stderr
+    missing = cli("init", f"hf:{REPO_ID}@{COMMIT}", "--member", "nope.safetensors")
+    assert missing.returncode == 2 and "cannot be fetched" in missing.stderr
+    assert "Traceback" not in missing.stderr

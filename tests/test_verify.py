@@ -251,6 +251,7 @@ def test_lint_and_store_verify_speak_json(tmp_path: Path, store_root: Path, cli)
         "ok": [str(good)],
         "problems": [{"file": str(bad), "line": 4, "key": "package.version",
                       "message": "expected a string, got an integer 1"}],
+        "warnings": [],
     }
     assert cli("--store", str(store_root), "fetch", str(good)).returncode == 0
     report = cli("--store", str(store_root), "store", "verify", "--json")

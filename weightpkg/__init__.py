@@ -33,6 +33,7 @@ __all__ = [
     "find_recipes",
     "hash_file",
     "lint",
+    "lint_report",
     "load_recipe",
     "open_store",
     "rebuild",
@@ -72,13 +73,29 @@ def find_recipes(paths: Iterable[str | Path]) -> list[Path]:
 
 def lint(paths: Iterable[str | Path]) -> list[Problem]:
     """Every problem in every recipe, in file then line order; empty when all are well-formed."""
+    return lint_report(paths)[0]
+
+
+def lint_report(paths: Iterable[str | Path]) -> tuple[list[Problem], list[Problem]]:
+    """(problems, warnings) of every recipe, in file then line order. A warning is a TODO marker
+    in a well-formed recipe: it lints, but no policy passes it until a person fills it in."""
+    from .core.todo import todo_markers
+    from .load import read_recipe
+
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     for path in find_recipes(paths):
         try:
             load_recipe(path)
         except RecipeError as exc:
             problems.extend(exc.problems)
-    return problems
+            continue
+        loaded = read_recipe(path)
+        for key, value in todo_markers(loaded.data):
+            shown = value if len(value) <= 80 else value[:77] + "..."
+            message = f"warning: to be filled in: {shown}"
+            warnings.append(Problem(str(path), key, message, loaded.line_of(key)))
+    return problems, warnings
 
 
 def hash_file(path: str | Path) -> tuple[Digest, int]:

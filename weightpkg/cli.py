@@ -85,31 +85,38 @@ def cli(ctx: click.Context, store: Path | None) -> None:
 @click.argument("recipes", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Deterministic JSON: every problem with its line.")
 def lint(recipes: tuple[str, ...], as_json: bool) -> None:
-    """Check recipes: every problem as FILE:LINE: key: what is wrong."""
+    """Check recipes: every problem as FILE:LINE: key: what is wrong (exit 2); TODO markers
+    left by weightpkg init are warnings (exit 0)."""
     with _errors_to_exit():
-        problems = weightpkg.lint(recipes)
+        problems, warnings = weightpkg.lint_report(recipes)
         failing = {p.file for p in problems}
         files = [str(path) for path in weightpkg.find_recipes(recipes)]
         if as_json:
             from weightpkg.report import to_json
 
+            def rows(found: list[weightpkg.Problem]) -> list[dict[str, object]]:
+                return [{"file": p.file, "line": p.line, "key": p.key, "message": p.message} for p in found]
+
             click.echo(
                 to_json(
                     {
                         "ok": [f for f in files if f not in failing],
-                        "problems": [
-                            {"file": p.file, "line": p.line, "key": p.key, "message": p.message}
-                            for p in problems
-                        ],
+                        "problems": rows(problems),
+                        "warnings": rows(warnings),
                     }
                 )
             )
         else:
-            for problem in problems:
+            for problem in problems + warnings:
                 click.echo(str(problem), err=True)
+            todo = {p.file: 0 for p in warnings}
+            for warning in warnings:
+                todo[warning.file] += 1
             for path in files:
                 if path not in failing:
-                    click.echo(f"{path}: ok")
+                    n = todo.get(path, 0)
+                    left = f" ({n} TODO marker{'s' if n != 1 else ''} to fill in)" if n else ""
+                    click.echo(f"{path}: ok{left}")
         if problems:
             sys.exit(2)
 

@@ -248,7 +248,76 @@ def _from_deb(deb: Path, members: Sequence[str], workdir: Path) -> Origin:
 
 
 def _from_hub(repo: str, revision: str, members: Sequence[str], workdir: Path) -> Origin:
-    raise UsageError(f"hf:{repo}@{revision}: Hub sources are not supported by init yet")
+    """Files of a Hub repository at a commit, fetched as a recipe's hf source would be (the Hub's
+    own client, the user's cache first); the licence from the model card's front matter."""
+    from .core.recipe import HfSource
+
+    shown = f"hf:{repo}@{revision}"
+    if not members:
+        members = [n for n in _hub_files(repo, revision, shown) if n.lower().endswith(WEIGHT_SUFFIXES)]
+        if not members:
+            raise UsageError(f"{shown}: no file looks like weights; name one with --member")
+    origin = Origin(description=shown, name=_package_name(repo.split("/")[-1]), version=revision[:12])
+    card = _hub_fetch(HfSource(repo=repo, revision=revision, path="README.md"), workdir, required=False)
+    if card is not None:
+        front = _front_matter(card.read_text("utf-8", "replace"))
+        origin.declared_license = _spdx(front.get("license", "")) if front.get("license") else "NONE"
+        origin.homepage = f"https://huggingface.co/{repo}"
+    for member in members:
+        source = HfSource(repo=repo, revision=revision, path=member)
+        fetched = _hub_fetch(source, workdir, required=True)
+        assert fetched is not None
+        table = {"kind": "hf", "repo": repo, "revision": revision, "path": member}
+        if card is not None:
+            table["declared-license"] = origin.declared_license
+        origin.files.append(_found(fetched, PurePosixPath(member).name, table))
+    return origin
+
+
+def _hub_files(repo: str, revision: str, shown: str) -> list[str]:
+    try:
+        from huggingface_hub import HfApi
+
+        from .sources.hf import hub_endpoint
+
+        return sorted(HfApi(endpoint=hub_endpoint()).list_repo_files(repo, revision=revision))
+    except Exception as exc:  # the client raises many kinds; each means the listing is not to be had
+        why = f"cannot list the repository's files ({type(exc).__name__}: {exc}); name them with --member"
+        raise UsageError(f"{shown}: {why}") from None
+
+
+def _hub_fetch(source: Any, workdir: Path, *, required: bool) -> Path | None:
+    from .acquire import CANDIDATE_FAILURES, failure_reason
+    from .sources import FetchContext, FileSink, candidates
+
+    ctx = FetchContext(recipe_dir=workdir, workdir=workdir)
+    target = ctx.scratch(f"hub-{next(_EXTRACTED)}") / PurePosixPath(source.path).name
+    reasons = []
+    for candidate in candidates(source, ctx):
+        try:
+            with FileSink(target) as sink:
+                candidate.fetch(sink)
+            return target
+        except CANDIDATE_FAILURES as exc:
+            reasons.append(f"{candidate.label}: {failure_reason(exc)}")
+    if required:
+        raise UsageError(f"{source.describe()}: cannot be fetched: {'; '.join(reasons)}")
+    return None
+
+
+def _front_matter(text: str) -> dict[str, str]:
+    """Top-level ``key: value`` lines of a model card's YAML front matter (only scalars are read:
+    enough for ``license``)."""
+    if not text.startswith("---"):
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines()[1:]:
+        if line.strip() == "---":
+            break
+        key, sep, value = line.partition(":")
+        if sep and not line[0].isspace() and value.strip():
+            fields[key.strip()] = value.strip().strip("'\"")
+    return fields
 
 
 def _chosen(members: Sequence[str], names: Sequence[str], shown: str) -> Iterator[tuple[str, ...]]:

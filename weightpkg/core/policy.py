@@ -188,6 +188,9 @@ def evaluate(recipe: Recipe, policy: Policy, facts: PackageFacts | None = None) 
         found.extend(_pickle_findings(recipe, policy, facts))
     if policy.require_signatures and not facts.signed:
         found.append(PolicyFinding("require-signatures", "no trusted signature was verified"))
+    if recipe.todos:  # every policy: a TODO is a statement nobody has made yet
+        markers = f"{len(recipe.todos)} TODO marker{'s' if len(recipe.todos) != 1 else ''}"
+        found.append(PolicyFinding("todo", f"{markers} still to be filled in: {', '.join(recipe.todos)}"))
     return found
 
 

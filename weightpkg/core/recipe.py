@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from .digest import Digest
 from .keypath import PathPart, render
 from .schema import schema_violations
+from .todo import todo_markers
 
 Role = Literal["data", "code", "base-weights"]
 Level = Literal["bit-identical", "tolerance", "unavailable"]
@@ -233,6 +234,9 @@ class Recipe:
     reproducibility: Reproducibility = Reproducibility(level="unavailable", reason="not declared")
     bias: Bias | None = None
     signatures: Signatures | None = None
+    #: Key paths of the TODO markers (weightpkg init's) still in the recipe: what a person must
+    #: state. Lint warns of each; every distributor policy refuses a recipe that has any.
+    todos: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -674,4 +678,5 @@ def _build(data: Mapping[str, Any], origin: str) -> Recipe:
             if "signatures" in data
             else None
         ),
+        todos=tuple(key for key, _ in todo_markers(data)),
     )
