@@ -12,6 +12,7 @@ import stat
 import struct
 import subprocess
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -184,3 +185,57 @@ def input_tables(
             f'[[inputs.sources]]\nkind = "path"\npath = "{folder}{name}"\n'
         )
     return out
+
+
+def toy_build_recipe(
+    folder: Path,
+    *,
+    script: str,
+    data: bytes,
+    published: bytes,
+    data_pin: str | None = None,
+    requirements: Sequence[str] = (),
+    outputs: Sequence[str] = ("out.bin",),
+    env: dict[str, str] | None = None,
+) -> Path:
+    """``folder/toy.toml``: a bit-identical recipe publishing ``published`` as out.bin, whose
+    build runs ``script`` (build.py) over ``data`` (data.txt), both pinned inputs under src/."""
+    (folder / "src").mkdir(parents=True, exist_ok=True)
+    (folder / "src" / "build.py").write_text(script)
+    (folder / "src" / "data.txt").write_bytes(data)
+    (folder / "src" / "out.bin").write_bytes(published)
+    inputs = input_tables(
+        {"data.txt": ("data", data), "build.py": ("code", script.encode())},
+        folder="src/",
+        pins={"data.txt": data_pin} if data_pin else None,
+    )
+    env_table = "[build.env]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in env.items()) if env else ""
+    recipe = folder / "toy.toml"
+    recipe.write_text(
+        f"""\
+schema = 1
+[package]
+name = "toy"
+version = "1.0"
+summary = "a toy build"
+[license]
+weights = "MIT"
+upstream = "MIT"
+[[weights]]
+path = "out.bin"
+sha256 = "{sha256(published)}"
+size = {len(published)}
+format = "other"
+[[weights.sources]]
+kind = "path"
+path = "src/out.bin"
+{inputs}
+[build]
+command = ["python", "build.py"]
+outputs = {json.dumps(list(outputs))}
+requirements = {json.dumps(list(requirements))}
+{env_table}[reproducibility]
+level = "bit-identical"
+"""
+    )
+    return recipe

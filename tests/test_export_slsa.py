@@ -42,7 +42,7 @@ from weightpkg.signing import (
 )
 from weightpkg.store import Store
 
-from .builders import build_wheel, input_tables
+from .builders import build_wheel, toy_build_recipe
 from .conftest import REPO, serve_wheels, wheelhouse_files
 from .servers import SimpleIndex
 
@@ -69,40 +69,7 @@ def sha256(data: bytes) -> str:
 def write_toy(folder: Path, *, published: bytes = DATA.upper(), requirements: tuple[str, ...] = ()) -> Path:
     """A recipe whose build upper-cases data.txt into out.bin; by default the published file is
     exactly what the build makes (bit-identical)."""
-    (folder / "src").mkdir(parents=True, exist_ok=True)
-    (folder / "src" / "data.txt").write_bytes(DATA)
-    (folder / "src" / "build.py").write_text(SCRIPT)
-    (folder / "src" / "out.bin").write_bytes(published)
-    inputs = input_tables({"data.txt": ("data", DATA), "build.py": ("code", SCRIPT.encode())}, folder="src/")
-    recipe = folder / "toy.toml"
-    recipe.write_text(
-        f"""\
-schema = 1
-[package]
-name = "toy"
-version = "1.0"
-summary = "a toy build"
-[license]
-weights = "MIT"
-upstream = "MIT"
-[[weights]]
-path = "out.bin"
-sha256 = "{sha256(published)}"
-size = {len(published)}
-format = "other"
-[[weights.sources]]
-kind = "path"
-path = "src/out.bin"
-{inputs}
-[build]
-command = ["python", "build.py"]
-outputs = ["out.bin"]
-requirements = {json.dumps(list(requirements))}
-[reproducibility]
-level = "bit-identical"
-"""
-    )
-    return recipe
+    return toy_build_recipe(folder, script=SCRIPT, data=DATA, published=published, requirements=requirements)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .builders import build_wheel, input_tables
+from .builders import build_wheel, toy_build_recipe
 from .conftest import REPO
 from .servers import SimpleIndex
 
@@ -41,47 +41,17 @@ def write_recipe(
     requirements: list[str] | None = None,
     outputs: tuple[str, ...] = ("out.bin",),
 ) -> Path:
-    """A recipe whose build reads data.txt and writes out.bin (which is also its published file)."""
-    (folder / "src").mkdir(parents=True, exist_ok=True)
-    (folder / "src" / "build.py").write_text(script)
-    (folder / "src" / "data.txt").write_bytes(data)
-    (folder / "src" / "out.bin").write_bytes(b"published")
-    inputs = input_tables(
-        {"data.txt": ("data", data), "build.py": ("code", script.encode())},
-        folder="src/",
-        pins={"data.txt": data_pin} if data_pin else None,
+    """A recipe whose build reads data.txt and writes out.bin (published as b"published")."""
+    return toy_build_recipe(
+        folder,
+        script=script,
+        data=data,
+        published=b"published",
+        data_pin=data_pin,
+        requirements=requirements or (),
+        outputs=outputs,
+        env={"GREETING": "hello"},
     )
-    requirement_lines = json.dumps(requirements or [])
-    text = f"""\
-schema = 1
-[package]
-name = "toy"
-version = "1.0"
-summary = "a toy build"
-[license]
-weights = "MIT"
-upstream = "MIT"
-[[weights]]
-path = "out.bin"
-sha256 = "{sha256(b"published")}"
-size = 9
-format = "other"
-[[weights.sources]]
-kind = "path"
-path = "src/out.bin"
-{inputs}
-[build]
-command = ["python", "build.py"]
-outputs = {json.dumps(list(outputs))}
-requirements = {requirement_lines}
-[build.env]
-GREETING = "hello"
-[reproducibility]
-level = "bit-identical"
-"""
-    recipe = folder / "toy.toml"
-    recipe.write_text(text)
-    return recipe
 
 
 def entries(store: Path) -> list[str]:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .challenges import ChallengeReport
     from .core.digest import Digest
     from .core.recipe import Recipe
+    from .load import LoadedRecipe
     from .sources import Progress
     from .store import Store
     from .verification import RecipeReport
@@ -44,12 +45,17 @@ __all__ = [
 
 def load_recipe(path: str | Path) -> Recipe:
     """Read, validate and model one recipe; RecipeError lists every problem with its line."""
+    return _load_with_lines(path)[0]
+
+
+def _load_with_lines(path: str | Path) -> tuple[Recipe, LoadedRecipe]:
+    """The recipe, and the file as read (its parsed TOML and the line of each key)."""
     from .core.recipe import RecipeInvalid, recipe_from_mapping
     from .load import read_recipe
 
     loaded = read_recipe(path)
     try:
-        return recipe_from_mapping(loaded.data, str(path))
+        return recipe_from_mapping(loaded.data, str(path)), loaded
     except RecipeInvalid as exc:
         problems = [Problem(str(path), key, message, loaded.line_of(key)) for key, message in exc.problems]
         problems.sort(key=lambda p: (p.line or 0, p.key))
@@ -80,17 +86,15 @@ def lint_report(paths: Iterable[str | Path]) -> tuple[list[Problem], list[Proble
     """(problems, warnings) of every recipe, in file then line order. A warning is a TODO marker
     in a well-formed recipe: it lints, but no policy passes it until a person fills it in."""
     from .core.todo import todo_markers
-    from .load import read_recipe
 
     problems: list[Problem] = []
     warnings: list[Problem] = []
     for path in find_recipes(paths):
         try:
-            load_recipe(path)
+            _, loaded = _load_with_lines(path)
         except RecipeError as exc:
             problems.extend(exc.problems)
             continue
-        loaded = read_recipe(path)
         for key, value in todo_markers(loaded.data):
             shown = value if len(value) <= 80 else value[:77] + "..."
             message = f"warning: to be filled in: {shown}"

@@ -671,17 +671,13 @@ def export() -> None:
 
 
 def _write_export(text: str, output: Path | None) -> None:
-    """Stdout, or ``output`` written whole (a partial file renamed), so a reader never sees half."""
+    """Stdout, or ``output`` written whole, so a reader never sees half."""
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))
         return
-    partial = output.with_name(f".{output.name}.partial")
-    try:
-        partial.write_text(text if text.endswith("\n") else text + "\n", "utf-8")
-        partial.replace(output)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise UsageError(f"{output}: cannot write: {exc.strerror}") from None
+    from weightpkg.errors import write_atomically
+
+    write_atomically(output, (text if text.endswith("\n") else text + "\n").encode("utf-8"))
 
 
 _OUTPUT = click.option(

@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class WeightpkgError(Exception):
@@ -59,6 +60,25 @@ def reading(path: object, what: str | None = None) -> Iterator[None]:
     except OSError as exc:
         thing = f" {what}" if what else ""
         raise UsageError(f"{path}: cannot read{thing}: {exc.strerror}") from None
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write a whole file or nothing: a temporary file beside it, then a rename over ``path``;
+    the OS's errors become one UsageError line naming it."""
+    import tempfile
+
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
 
 
 class FetchError(WeightpkgError):

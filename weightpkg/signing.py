@@ -29,7 +29,6 @@ import os
 import re
 import secrets
 import struct
-import tempfile
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from .core.digest import chunk_buffer, hash_stream
-from .errors import SignatureError, UsageError, reading
+from .errors import SignatureError, UsageError, reading, write_atomically
 
 MINISIGN = "minisign"
 SSH = "ssh"
@@ -127,22 +126,6 @@ def _hash_file(path: Path, first: Any, *others: Any) -> None:
             first.update(chunk)
             for job in pending:
                 job.result()  # the buffer is reused only once every hasher is done with it
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write a whole file or nothing: a temporary file beside it, then a rename over ``path``."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
@@ -341,7 +324,7 @@ def sign_minisign(
         + b"\n"
     )
     out = Path(signature_path) if signature_path is not None else path.with_name(path.name + ".minisig")
-    _write_atomically(out, text)
+    write_atomically(out, text)
     return out
 
 
@@ -580,7 +563,7 @@ def sign_ssh(
     lines = [encoded[i : i + 70] for i in range(0, len(encoded), 70)]
     text = "\n".join([_SSHSIG_BEGIN, *lines, _SSHSIG_END]) + "\n"
     out = Path(signature_path) if signature_path is not None else path.with_name(path.name + ".sig")
-    _write_atomically(out, text.encode("ascii"))
+    write_atomically(out, text.encode("ascii"))
     return out
 
 
@@ -1041,7 +1024,7 @@ def sign_model_dir(
             "signatures": [{"sig": base64.b64encode(signature).decode("ascii"), "keyid": ""}],
         },
     }
-    _write_atomically(out, (json.dumps(bundle, sort_keys=True, indent=2) + "\n").encode())
+    write_atomically(out, (json.dumps(bundle, sort_keys=True, indent=2) + "\n").encode())
     return out
 
 
