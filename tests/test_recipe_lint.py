@@ -235,7 +235,8 @@ def test_toml_syntax_error(tmp_path: Path, cli, text: str, expected: list[Expect
         ),
         pytest.param(
             swap('summary = "a demo package"', 'summary = "a demo package"\ncolour = "red"'),
-            [(7, "package.colour", "unknown key; known keys: authors, homepage, name, summary, version")],
+            [(7, "package.colour",
+              "unknown key; known keys: authors, homepage, kind, name, summary, version")],
             id="no-close-match",
         ),
         pytest.param(
@@ -397,7 +398,8 @@ def test_url_source_with_a_bad_scheme(tmp_path: Path, cli) -> None:
 def test_unknown_source_kind(tmp_path: Path, cli) -> None:
     path = write(tmp_path, swap('kind = "path"', 'kind = "git"'))
     assert_problems(cli, path, [
-        (19, "weights[0].sources[0].kind", "must be one of 'path', 'url', 'pypi', 'deb', 'hf'; got 'git'"),
+        (19, "weights[0].sources[0].kind",
+         "must be one of 'path', 'url', 'pypi', 'deb', 'hf', 'recipe'; got 'git'"),
     ])
 
 
@@ -618,7 +620,7 @@ def test_line_of_a_datetime_with_a_space_does_not_lose_every_line(tmp_path: Path
     text = swap('summary = "a demo package"', 'summary = "a demo package"\nreleased = 2024-05-01 10:00:00Z')
     path = write(tmp_path, swap(PIN, "abc", text))
     assert_problems(cli, path, [
-        (7, "package.released", "unknown key; known keys: authors, homepage, name, summary, version"),
+        (7, "package.released", "unknown key; known keys: authors, homepage, kind, name, summary, version"),
         (15, "weights[0].sha256",
          "not a sha256: expected 64 lower-case hexadecimal digits, got 'abc' (3 characters)"),
     ])
@@ -642,7 +644,7 @@ def test_escaped_triple_quote_in_a_multiline_string_does_not_hang(tmp_path: Path
     assert_problems(cli, path, [
         (1, "x",
          "unknown key; known keys: bias, build, inputs, license, package, reproducibility, schema, "
-         "signatures, weights"),
+         "seeds, signatures, stress, weights"),
         (17, "weights[0].sha256",
          "not a sha256: expected 64 lower-case hexadecimal digits, got 'abc' (3 characters)"),
     ], timeout=20)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import Problem, RecipeError, UsageError, WeightpkgError
 
 if TYPE_CHECKING:
-    from .builder import BuildResult, EnvMode
+    from .builder import BuildResult, EnvMode, Substitution
     from .challenges import ChallengeReport
     from .core.digest import Digest
     from .core.recipe import Recipe
@@ -222,21 +222,43 @@ def rebuild(
     log: Callable[[str], None] | None = None,
     record_duration: bool = False,
     timeout: float | None = None,
+    seed: int | None = None,
+    with_inputs: Mapping[str, str | Path] | None = None,
 ) -> BuildResult:
     """Rebuild a recipe's outputs from its pinned inputs and add them to the store, with a build
     record beside them. BuildError (nothing enters the store) when an input's pin does not
-    match, the command fails, or a declared output is missing."""
+    match, the command fails, or a declared output is missing.
+
+    ``seed`` builds with another seed than the published one (the recipe must declare
+    ``[seeds]``); ``with_inputs`` (input name → file) rebuilds with those files in place of the
+    recipe's inputs, as a variant whose record names each substitution."""
     from .builder import rebuild as run_rebuild
 
+    store = store or open_store()
     recipe = load_recipe(path)
+    variant, changes = _substitute(recipe, store, with_inputs)
     return run_rebuild(
-        recipe,
-        store or open_store(),
+        variant,
+        store,
         env_mode=env_mode,
         log=log,
         record_duration=record_duration,
         timeout=timeout,
+        seed=seed,
+        substitutions=changes,
     )
+
+
+def _substitute(
+    recipe: Recipe, store: Store, with_inputs: Mapping[str, str | Path] | None
+) -> tuple[Recipe, list[Substitution]]:
+    from .builder import substitute_file
+
+    changes = []
+    for name, file in sorted((with_inputs or {}).items()):
+        recipe, change = substitute_file(recipe, store, name, Path(file))
+        changes.append(change)
+    return recipe, changes
 
 
 def challenge(
@@ -248,14 +270,21 @@ def challenge(
     with_sources: bool = False,
     functional: bool = True,
     log: Callable[[str], None] | None = None,
+    with_inputs: Mapping[str, str | Path] | None = None,
 ) -> ChallengeReport:
     """Compare a recipe's published files with what its source rebuilds (reusing a stored
-    build of the same derivation unless ``force_rebuild``), then run its functional check."""
+    build of the same derivation unless ``force_rebuild``), then run its functional check.
+    With ``with_inputs``, what the substituted inputs change instead (no pass or fail)."""
     from .challenges import challenge_recipe
 
+    store = store or open_store()
+    recipe = load_recipe(path)
+    variant, changes = _substitute(recipe, store, with_inputs)
     return challenge_recipe(
-        load_recipe(path),
-        store or open_store(),
+        recipe,
+        store,
+        variant=variant if changes else None,
+        substitutions=changes,
         env_mode=env_mode,
         force_rebuild=force_rebuild,
         with_sources=with_sources,

@@ -23,13 +23,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from .acquire import Pin, fetch_context, obtain
 from .core.digest import Digest, hash_stream
-from .core.recipe import Input, Recipe
-from .errors import BuildError, FetchError, IntegrityError
+from .core.recipe import SEED_PLACEHOLDER, Input, Recipe
+from .errors import BuildError, FetchError, IntegrityError, UsageError
 from .store import Store
 
 EnvMode = Literal["venv", "current"]
@@ -66,6 +66,67 @@ class BuiltFile:
     store_path: Path
 
 
+@dataclass(frozen=True)
+class Substitution:
+    """An input replaced for one build (``--with-input``, ``rebuild --dependents``): the
+    recipe's pin, the bytes used instead, and where they came from. Build records list them."""
+
+    input: str
+    pinned_sha256: str | None
+    pinned_size: int | None
+    sha256: Digest
+    size: int
+    origin: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "input": self.input,
+            "recipe_pin": {"sha256": self.pinned_sha256, "size": self.pinned_size},
+            "used": {"sha256": self.sha256.hex, "size": self.size},
+            "origin": self.origin,
+        }
+
+
+def substituted(
+    recipe: Recipe, name: str, sha256: Digest, size: int, *, keep_sources: bool = False
+) -> Recipe:
+    """``recipe`` with input ``name`` pinned to other bytes. Without ``keep_sources`` they must
+    already be in the store: the input's sources describe the recipe's bytes, not these. A
+    recipe source delivers what its upstream publishes now, so it may be kept."""
+    from dataclasses import replace
+
+    if not any(i.name == name for i in recipe.inputs):
+        known = ", ".join(i.name for i in recipe.inputs) or "none"
+        raise UsageError(f"{recipe.origin}: no input named {name!r} (inputs: {known})")
+    inputs = tuple(
+        replace(i, sha256=sha256, size=size, sources=i.sources if keep_sources else (), available=True)
+        if i.name == name
+        else i
+        for i in recipe.inputs
+    )
+    return replace(recipe, inputs=inputs)
+
+
+def substitute_file(recipe: Recipe, store: Store, name: str, path: Path) -> tuple[Recipe, Substitution]:
+    """Put the user's file in the store as input ``name`` and return the recipe that uses it."""
+    item = next((i for i in recipe.inputs if i.name == name), None)
+    if item is None:
+        known = ", ".join(i.name for i in recipe.inputs) or "none"
+        raise UsageError(f"{recipe.origin}: no input named {name!r} (inputs: {known})")
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file (given for input {name!r})")
+    stored = _ingest_output(store, path, PurePosixPath(_input_path(item)).name)
+    change = Substitution(
+        name,
+        item.sha256.hex if item.sha256 else None,
+        item.size,
+        stored.sha256,
+        stored.size,
+        f"file {path.name} given with --with-input",
+    )
+    return substituted(recipe, name, stored.sha256, stored.size), change
+
+
 @dataclass
 class BuildResult:
     """A finished build: its outputs in the store and its record."""
@@ -85,26 +146,45 @@ class BuildResult:
 # --- the derivation ------------------------------------------------------------------------------
 
 
-def build_env(recipe: Recipe) -> dict[str, str]:
+def build_seed(recipe: Recipe, seed: int | None = None) -> int | None:
+    """The seed a build runs with: the one asked for, else the published one, else none."""
+    if seed is not None and recipe.seeds is None:
+        raise UsageError(f"{recipe.origin}: the recipe declares no [seeds], so its seed cannot be varied")
+    if seed is not None and not 0 <= seed <= 0xFFFFFFFF:
+        raise UsageError(f"seed {seed} is outside 0…4294967295")
+    return seed if seed is not None else (recipe.seeds.published if recipe.seeds else None)
+
+
+def build_env(recipe: Recipe, seed: int | None = None) -> dict[str, str]:
     """The variables a build runs with, before paths are added: pinned defaults, then the
-    recipe's own ``[build.env]`` (which wins)."""
+    recipe's own ``[build.env]`` (which wins), then the seed where the recipe passes it so."""
     assert recipe.build is not None
     env = {**PINNED_ENV, "WEIGHTPKG_DEVICE": recipe.build.device}
     if recipe.build.device == "cuda":
         env.update(CUDA_ENV)
     env.update(recipe.build.env)
+    chosen = build_seed(recipe, seed)
+    if recipe.seeds is not None and recipe.seeds.env and chosen is not None:
+        env[recipe.seeds.env] = str(chosen)
     return dict(sorted(env.items()))
 
 
-def derivation(recipe: Recipe, env_mode: EnvMode = "venv") -> Digest:
+def build_command(recipe: Recipe, seed: int | None = None) -> list[str]:
+    """The build command as run, ``{seed}`` replaced by the build's seed."""
+    assert recipe.build is not None
+    chosen = build_seed(recipe, seed)
+    return [arg.replace(SEED_PLACEHOLDER, str(chosen)) for arg in recipe.build.command]
+
+
+def derivation(recipe: Recipe, env_mode: EnvMode = "venv", seed: int | None = None) -> Digest:
     """What determines a build's outputs, hashed: the same derivation means the same build."""
     assert recipe.build is not None
     described = {
         "protocol": BUILD_PROTOCOL,
-        "command": list(recipe.build.command),
+        "command": build_command(recipe, seed),
         "outputs": list(recipe.build.outputs),
         "requirements": sorted(recipe.build.requirements),
-        "env": build_env(recipe),
+        "env": build_env(recipe, seed),
         "env_mode": env_mode,
         "device": recipe.build.device,
         "inputs": sorted(
@@ -429,14 +509,30 @@ def _ingest_bytes(store: Store, data: bytes, name: str) -> Path:
     return stored
 
 
-def build_manifest_id(recipe: Recipe) -> str:
-    return f"{recipe.id}.build"
+def build_manifest_id(recipe: Recipe, variant: Digest | None = None) -> str:
+    """``<id>.build`` for the recipe's own build; a variant (another seed, a substituted
+    input) is kept beside it under its derivation, so neither replaces the other."""
+    return f"{recipe.id}.build" if variant is None else f"{recipe.id}.build-{variant.nix32[:20]}"
 
 
-def find_build(recipe: Recipe, store: Store, env_mode: EnvMode = "venv") -> BuildResult | None:
+def is_variant(recipe: Recipe, seed: int | None, substitutions: Sequence[Substitution]) -> bool:
+    return bool(substitutions) or (seed is not None and seed != build_seed(recipe))
+
+
+def find_build(
+    recipe: Recipe,
+    store: Store,
+    env_mode: EnvMode = "venv",
+    *,
+    seed: int | None = None,
+    substitutions: Sequence[Substitution] = (),
+) -> BuildResult | None:
     """The stored build of this exact derivation, if one is there and its files are intact in size."""
-    manifest = store.read_manifest(build_manifest_id(recipe))
-    if not manifest or manifest.get("derivation") != derivation(recipe, env_mode).hex:
+    drv = derivation(recipe, env_mode, seed)
+    manifest = store.read_manifest(
+        build_manifest_id(recipe, drv if is_variant(recipe, seed, substitutions) else None)
+    )
+    if not manifest or manifest.get("derivation") != drv.hex:
         return None
     outputs = []
     for item in manifest.get("outputs", []):
@@ -469,13 +565,19 @@ def rebuild(
     record_duration: bool = False,
     timeout: float | None = None,
     progress: Any = None,
+    seed: int | None = None,
+    substitutions: Sequence[Substitution] = (),
 ) -> BuildResult:
-    """Fetch and check every input, build in a fresh folder, and add the outputs to the store."""
+    """Fetch and check every input, build in a fresh folder, and add the outputs to the store.
+
+    ``seed`` builds with another seed than the published one; ``recipe`` may be a variant whose
+    inputs were substituted (:func:`substitute_file`), which ``substitutions`` then describes.
+    """
     say: Log = log or (lambda line: None)
     check_buildable(recipe)
     assert recipe.build is not None
     build = recipe.build
-    drv = derivation(recipe, env_mode)
+    drv = derivation(recipe, env_mode, seed)
     log_path = store.root / "logs" / f"{drv.nix32}-{recipe.id}.log"
     with store.session(), fetch_context(recipe, store, progress) as ctx:
         stored_inputs = fetch_inputs(recipe, store, ctx)
@@ -500,13 +602,15 @@ def rebuild(
                 say,
                 record_duration=record_duration,
                 timeout=timeout,
+                seed=seed,
+                substitutions=substitutions,
             )
 
 
-def _run_env(recipe: Recipe, python: Path | str, home: Path) -> dict[str, str]:
+def _run_env(recipe: Recipe, python: Path | str, home: Path, seed: int | None = None) -> dict[str, str]:
     """The whole environment a build (or its functional check) sees: nothing of the caller's."""
     paths = {"PATH": f"{Path(python).parent}:/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(home / "tmp")}
-    return {**build_env(recipe), **paths}
+    return {**build_env(recipe, seed), **paths}
 
 
 @contextlib.contextmanager
@@ -540,15 +644,20 @@ def _run_build(
     *,
     record_duration: bool,
     timeout: float | None,
+    seed: int | None,
+    substitutions: Sequence[Substitution],
 ) -> BuildResult:
     assert recipe.build is not None
     build = recipe.build
-    run_env = _run_env(recipe, python, home)
-    argv = _command(build.command, python)
+    run_env = _run_env(recipe, python, home, seed)
+    command = build_command(recipe, seed)
+    argv = _command(command, python)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.unlink(missing_ok=True)
     say(f"building {recipe.id} in {workdir} ({isolation})")
-    say("$ " + " ".join(build.command))
+    for change in substitutions:
+        say(f"input {change.input}: {change.origin}, sha256 {change.sha256.hex[:12]}…, not the recipe's pin")
+    say("$ " + " ".join(command))
     code, tail, seconds = run_isolated(
         argv, cwd=workdir, env=run_env, log_file=log_path, log=say, timeout=timeout
     )
@@ -569,14 +678,25 @@ def _run_build(
     for name in build.outputs:
         outputs.append(_ingest_output(store, workdir / name, name))
     record = build_record(recipe, drv, stored_inputs, python, facts, isolation, run_env, outputs, store)
+    record["command"] = command
+    chosen = build_seed(recipe, seed)
+    if recipe.seeds is not None and chosen is not None:
+        record["seed"] = {
+            "value": chosen,
+            "published": recipe.seeds.published,
+            "passed_as": recipe.seeds.passed_as,
+        }
+    record["substitutions"] = [change.to_json() for change in substitutions]
     if record_duration:
         record["duration_s"] = round(seconds, 3)
     text = json.dumps(record, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
     record_path = _ingest_bytes(store, text.encode(), f"{recipe.id}.build-record.json")
+    variant = is_variant(recipe, seed, substitutions)
     store.write_manifest(
-        build_manifest_id(recipe),
+        build_manifest_id(recipe, drv if variant else None),
         {
             "kind": "build",
+            "variant": variant,
             "recipe": recipe.id,
             "derivation": drv.hex,
             "outputs": [_built_json(o, store) for o in outputs],
@@ -690,46 +810,78 @@ def run_functional(
 ) -> dict[str, float]:
     """The recipe's functional metric for each weights file (label → file), run in the build
     environment with the inputs beside it; the command prints a JSON object holding the metric."""
+    check = recipe.reproducibility.functional
+    if check is None or not check.command:
+        raise BuildError(f"{recipe.origin}: reproducibility.functional has no command to run")
+    printed = run_evaluations(
+        recipe, store, weights, {"functional": check.command}, env_mode=env_mode, log=log
+    )
+    return {
+        label: metric_of(recipe, objects["functional"], check.metric) for label, objects in printed.items()
+    }
+
+
+def run_evaluations(
+    recipe: Recipe,
+    store: Store,
+    weights: Mapping[str, Path],
+    commands: Mapping[str, Sequence[str]],
+    *,
+    env_mode: EnvMode = "venv",
+    log: Log | None = None,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Run each evaluation command (the functional check, a stress test) on each weights file,
+    in the build environment with the recipe's inputs beside it: label → command name → the
+    last JSON object the command printed."""
     say: Log = log or (lambda line: None)
     check_buildable(recipe)
-    assert recipe.build is not None and recipe.reproducibility.functional is not None
-    check = recipe.reproducibility.functional
-    if not check.command:
-        raise BuildError(f"{recipe.origin}: reproducibility.functional has no command to run")
+    assert recipe.build is not None
     python: Path | str = (
         sys.executable if env_mode == "current" else ensure_environment(store, recipe.build.requirements, say)
     )
-    results: dict[str, float] = {}
+    results: dict[str, dict[str, dict[str, Any]]] = {}
     with evaluation_folder(recipe, store) as (workdir, home):
         env = _run_env(recipe, python, home)
         for label, path in weights.items():
             staged = home / f"{label}-{path.name}"
             shutil.copyfile(path, staged)
-            argv = _command(check.command, python, {"weights": str(staged)})
-            lines: list[str] = []
-            code, tail, _ = run_isolated(
-                argv, cwd=workdir, env=env, log_file=home / "functional.log", log=lines.append
-            )
-            if code != 0:
-                shown = "\n".join(f"  {line}" for line in tail)
-                raise BuildError(
-                    f"{recipe.origin}: the functional check exited with {code} on {label}:\n{shown}"
+            results[label] = {}
+            for name, command in commands.items():
+                argv = _command(command, python, {"weights": str(staged)})
+                lines: list[str] = []
+                code, tail, _ = run_isolated(
+                    argv, cwd=workdir, env=env, log_file=home / "evaluation.log", log=lines.append
                 )
-            results[label] = _metric(recipe, lines, check.metric)
+                what = "the functional check" if name == "functional" else f"evaluation {name!r}"
+                if code != 0:
+                    shown = "\n".join(f"  {line}" for line in tail)
+                    raise BuildError(f"{recipe.origin}: {what} exited with {code} on {label}:\n{shown}")
+                printed = _last_json_object(lines)
+                if printed is None:
+                    raise BuildError(f"{recipe.origin}: {what} printed no JSON object on {label}")
+                results[label][name] = printed
     return results
 
 
-def _metric(recipe: Recipe, lines: Sequence[str], metric: str) -> float:
+def _last_json_object(lines: Sequence[str]) -> dict[str, Any] | None:
     for line in reversed(lines):
         line = line.strip()
         if not line.startswith("{"):
             continue
         try:
-            value = json.loads(line).get(metric)
+            value = json.loads(line)
         except ValueError:
             continue
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def metric_of(recipe: Recipe, printed: Mapping[str, Any], metric: str) -> float:
+    """The number ``metric`` in what an evaluation printed; BuildError if it is not one."""
+    value = printed.get(metric)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
     raise BuildError(
         f"{recipe.origin}: the functional check printed no JSON object with a number for {metric!r}"
     )

@@ -4,12 +4,13 @@ recipe's absolute tolerance, then the recipe's functional check on both files.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .acquire import Pin, check_sources, fetch_context
-from .builder import BuildResult, EnvMode, Log, find_build, rebuild, run_functional
+from .builder import BuildResult, EnvMode, Log, Substitution, find_build, rebuild, run_functional
 from .core.recipe import Recipe
 from .core.tensors import TensorComparison, describe
 from .errors import BuildError, UsageError
@@ -86,9 +87,19 @@ class ChallengeReport:
     files: list[FileChallenge]
     functional: FunctionalOutcome | None
     problems: list[str] = field(default_factory=list)
+    #: Inputs replaced for this build: the report then shows what the replacement changed, and
+    #: differences are the answer, not a failure of the recipe's promise.
+    substitutions: list[Substitution] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def variant(self) -> bool:
+        return bool(self.substitutions)
 
     @property
     def ok(self) -> bool:
+        if self.variant:
+            return not self.problems
         return (
             not self.problems
             and all(f.ok for f in self.files)
@@ -107,6 +118,8 @@ class ChallengeReport:
             "files": [f.to_json() for f in self.files],
             "functional": self.functional.to_json() if self.functional else None,
             "problems": self.problems,
+            "substitutions": [s.to_json() for s in self.substitutions],
+            "notes": self.notes,
             "ok": self.ok,
         }
 
@@ -129,9 +142,16 @@ def challenge_recipe(
     with_sources: bool = False,
     functional: bool = True,
     log: Log | None = None,
+    variant: Recipe | None = None,
+    substitutions: Sequence[Substitution] = (),
 ) -> ChallengeReport:
     """Rebuild (or reuse the stored build of the same derivation), then compare every published
-    file with its rebuilt counterpart and run the functional check on both."""
+    file with its rebuilt counterpart and run the functional check on both.
+
+    With ``variant`` (the recipe with inputs replaced, as ``substitutions`` describe) the build
+    is the variant's, and the functional check runs three times: the published weights on the
+    recipe's inputs, the rebuilt ones on the variant's, and the published ones on the variant's.
+    """
     from .tensorfiles import compare_files, file_content_digest
 
     level = recipe.reproducibility.level
@@ -140,9 +160,12 @@ def challenge_recipe(
         raise BuildError(
             f"{recipe.origin}: cannot be challenged: reproducibility level is unavailable ({reason})"
         )
-    built: BuildResult | None = None if force_rebuild else find_build(recipe, store, env_mode)
+    target = variant or recipe
+    built: BuildResult | None = (
+        None if force_rebuild else find_build(target, store, env_mode, substitutions=substitutions)
+    )
     if built is None:
-        built = rebuild(recipe, store, env_mode=env_mode, log=log)
+        built = rebuild(target, store, env_mode=env_mode, log=log, substitutions=substitutions)
     published = fetch_recipe(recipe, store, check=True, signatures=False)
     atol = recipe.reproducibility.atol
     report = ChallengeReport(
@@ -156,6 +179,7 @@ def challenge_recipe(
         str(built.record.get("isolation", "")),
         [],
         None,
+        substitutions=list(substitutions),
     )
     pairs: dict[str, tuple[Path, Path]] = {}
     for weight, file_report in zip(recipe.weights, published.files, strict=False):
@@ -220,15 +244,82 @@ def challenge_recipe(
         first = recipe.weights[0].path
         if first in pairs:
             published_path, rebuilt_path = pairs[first]
-            values = run_functional(
-                recipe,
-                store,
-                {"published": published_path, "rebuilt": rebuilt_path},
-                env_mode=env_mode,
-                log=log,
-            )
+            if variant is None:
+                values = run_functional(
+                    recipe,
+                    store,
+                    {"published": published_path, "rebuilt": rebuilt_path},
+                    env_mode=env_mode,
+                    log=log,
+                )
+            else:
+                try:
+                    values = run_functional(recipe, store, {"published": published_path}, env_mode=env_mode)
+                except BuildError as exc:
+                    # The inputs the recipe pins may be gone (its upstream re-released them):
+                    # the recipe's own statement of what the published weights give stands in.
+                    values = {"published": check.expected}
+                    why = str(exc).splitlines()[0].removeprefix(f"{recipe.origin}: ")
+                    why = why.removesuffix("; the build command was not run")
+                    report.notes.append(
+                        f"published {check.metric} is the recipe's expected value: its own inputs "
+                        f"could not be evaluated ({why})"
+                    )
+                values.update(
+                    run_functional(
+                        variant,
+                        store,
+                        {"rebuilt": rebuilt_path, "published-on-new-inputs": published_path},
+                        env_mode=env_mode,
+                    )
+                )
             report.functional = FunctionalOutcome(check.metric, check.expected, check.tolerance, values)
     return report
+
+
+def _variant_lines(report: ChallengeReport) -> list[str]:
+    """What a substituted input did to the weights and to the metric; no pass or fail."""
+    head = report.recipe
+    lines = [f"  FAILED: {problem}" for problem in report.problems]
+    for f in report.files:
+        if f.verdict == "identical":
+            lines.append(f"  {f.path}: identical to the published file despite the substitution")
+        elif f.verdict == "missing":
+            lines.append(f"  {f.path}: the build did not produce it")
+        else:
+            lines.extend(_difference_lines(f))
+    if report.functional is not None:
+        lines.extend(functional_change_lines(report.functional))
+    lines.extend(f"    note: {note}" for note in report.notes)
+    lines.append(f"{head}: variant built; the published files are untouched")
+    return lines
+
+
+def _difference_lines(f: FileChallenge, suffix: str = "") -> list[str]:
+    """Both hashes of a file whose rebuild is not identical, and its tensor differences."""
+    lines = [
+        f"  {f.path}: {f.verdict}: published sha256 {f.published_sha256[:12]}…, "
+        f"rebuilt {str(f.rebuilt_sha256)[:12]}…{suffix}"
+    ]
+    if f.comparison is not None:
+        said = describe(f.comparison, f"published {f.path}", f"rebuilt {f.path}")
+        lines.extend(f"    {line}" for line in said)
+    return lines
+
+
+def functional_change_lines(fn: FunctionalOutcome) -> list[str]:
+    """The published weights on the recipe's inputs against the rebuilt ones on the new inputs."""
+    values = fn.values
+    out = []
+    if "published" in values and "rebuilt" in values:
+        delta = values["rebuilt"] - values["published"]
+        out.append(
+            f"  functional {fn.metric}: published {values['published']:g} → rebuilt {values['rebuilt']:g} "
+            f"({delta:+.6g})"
+        )
+    if "published-on-new-inputs" in values:
+        out.append(f"    the published weights on the new inputs: {values['published-on-new-inputs']:g}")
+    return out
 
 
 def challenge_lines(report: ChallengeReport) -> list[str]:
@@ -238,6 +329,14 @@ def challenge_lines(report: ChallengeReport) -> list[str]:
     lines = [f"{head}: challenge {report.package} {report.version} (level {report.level}, atol {atol})"]
     how = "a stored build of the same derivation" if report.build_reused else "rebuilt now"
     lines.append(f"  build {report.derivation[:12]}…: {how}; isolation: {report.isolation}")
+    for change in report.substitutions:
+        pinned = (change.pinned_sha256 or "none")[:12]
+        lines.append(
+            f"  input {change.input} substituted: {change.origin}: sha256 {change.sha256.hex[:12]}…, "
+            f"{change.size} bytes (the recipe pins {pinned}…, {change.pinned_size} bytes)"
+        )
+    if report.variant:
+        return lines + _variant_lines(report)
     for problem in report.problems:
         lines.append(f"  FAILED: {problem}")
     for f in report.files:
@@ -247,18 +346,10 @@ def challenge_lines(report: ChallengeReport) -> list[str]:
         elif f.verdict == "missing":
             lines.append(f"  {f.path}: the build did not produce it: {status}")
         else:
-            lines.append(
-                f"  {f.path}: {f.verdict}: published sha256 {f.published_sha256[:12]}…, "
-                f"rebuilt {str(f.rebuilt_sha256)[:12]}…: {status}"
-            )
-            if f.comparison is not None:
-                lines.extend(
-                    f"    {line}"
-                    for line in describe(f.comparison, f"published {f.path}", f"rebuilt {f.path}")
-                )
-            elif f.detail:
+            lines.extend(_difference_lines(f, f": {status}"))
+            if f.comparison is None and f.detail:
                 lines.append(f"    {f.detail}")
-            elif f.verdict == "differs":
+            elif f.comparison is None and f.verdict == "differs":
                 lines.append(f"    {f.format} files are compared byte for byte only")
             if f.rebuilt_content_sha256 is not None:
                 agrees = "the recipe's pin" if f.rebuilt_content_sha256 == f.content_sha256 else "not the pin"

@@ -280,10 +280,74 @@ _ENV_OPTION = click.option(
 )
 
 
+def _substitutions(values: tuple[str, ...]) -> dict[str, Path]:
+    """``--with-input NAME=PATH`` pairs; UsageError for a malformed or repeated one."""
+    found: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--with-input {value!r}: expected NAME=PATH (an input's name, a file)")
+        if name in found:
+            raise UsageError(f"--with-input: input {name!r} is given twice")
+        found[name] = Path(path)
+    return found
+
+
+_WITH_INPUT_OPTION = click.option(
+    "--with-input",
+    "with_input",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Build with this file in place of the input NAME (repeatable); the record names it.",
+)
+
+
+def _build_echo(quiet: bool) -> Any:
+    def echo(line: str) -> None:
+        if not quiet:
+            prefixes = ("building ", "creating ", "$ ", "input ", "rebuilding ")
+            click.echo(line if line.startswith(prefixes) else f"  | {line}", err=True)
+
+    return echo
+
+
 @cli.command()
 @click.argument("recipe")
 @_ENV_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print the build record as JSON.")
+@_WITH_INPUT_OPTION
+@click.option("--seed", type=int, help="Build with this seed instead of the published one.")
+@click.option(
+    "--seeds",
+    "seed_count",
+    type=int,
+    help="Train N variants (the published seed and the N-1 after it), run the functional check "
+    "and every stress test on each, and report the spread.",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --seeds: also draw the spread as a PNG here.",
+)
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --seeds: also write the JSON report here.",
+)
+@click.option(
+    "--dependents",
+    is_flag=True,
+    help="Rebuild every recipe built from this one, in order, and challenge each against what it "
+    "published before.",
+)
+@click.option(
+    "--in",
+    "search",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="With --dependents: where to look for them (repeatable; default: the recipe's folder).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the build record (or report) as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not echo the build's output.")
 @click.option("--record-duration", is_flag=True, help="Put the build's duration in its record.")
 @click.option("--timeout", type=float, help="Kill the build command after this many seconds.")
@@ -292,6 +356,13 @@ def rebuild(
     ctx: click.Context,
     recipe: str,
     env_mode: str,
+    with_input: tuple[str, ...],
+    seed: int | None,
+    seed_count: int | None,
+    plot: Path | None,
+    report_file: Path | None,
+    dependents: bool,
+    search: tuple[Path, ...],
     as_json: bool,
     quiet: bool,
     record_duration: bool,
@@ -300,17 +371,29 @@ def rebuild(
     """Rebuild a recipe's outputs from its pinned inputs into the store.
 
     Every input is fetched and checked first; the command runs in a fresh folder holding only
-    the inputs, with a pinned environment and no network where the kernel allows it.
+    the inputs, with a pinned environment and no network where the kernel allows it. Variants
+    (--seed, --with-input) get store entries of their own; the published files are untouched.
     """
     from weightpkg.report import to_json
 
-    def echo(line: str) -> None:
-        if not quiet:
-            click.echo(
-                f"  | {line}" if not line.startswith(("building ", "creating ", "$ ")) else line, err=True
-            )
-
+    echo = _build_echo(quiet)
     with _errors_to_exit():
+        modes = [m for m, on in (("--seeds", seed_count is not None), ("--dependents", dependents)) if on]
+        if len(modes) > 1 or (modes and (with_input or seed is not None)):
+            given = (
+                modes + (["--with-input"] if with_input else []) + (["--seed"] if seed is not None else [])
+            )
+            raise UsageError(f"{' and '.join(given)} cannot be combined")
+        if (plot or report_file) and seed_count is None:
+            raise UsageError("--plot and --report go with --seeds")
+        if search and not dependents:
+            raise UsageError("--in goes with --dependents")
+        if seed_count is not None:
+            _rebuild_seeds(ctx, recipe, env_mode, seed_count, plot, report_file, as_json, echo)
+            return
+        if dependents:
+            _rebuild_dependents(ctx, recipe, env_mode, search, as_json, echo)
+            return
         result = weightpkg.rebuild(
             recipe,
             _store(ctx),
@@ -318,15 +401,89 @@ def rebuild(
             log=echo,
             record_duration=record_duration,
             timeout=timeout,
+            seed=seed,
+            with_inputs=_substitutions(with_input),
         )
         if as_json:
             click.echo(to_json(result.record))
             return
+        for change in result.record.get("substitutions", []):
+            click.echo(
+                f"{recipe}: input {change['input']} substituted: {change['origin']}, "
+                f"sha256 {change['used']['sha256']}"
+            )
+        if "seed" in result.record:
+            chosen = result.record["seed"]
+            which = (
+                "the published seed" if chosen["value"] == chosen["published"] else "not the published seed"
+            )
+            click.echo(f"{recipe}: seed {chosen['value']} ({which}), passed as {chosen['passed_as']}")
         for output in result.outputs:
             click.echo(f"{recipe}: built {output.path}: sha256 {output.sha256.hex}, {output.size} bytes")
             click.echo(f"  {output.store_path}")
         click.echo(f"{recipe}: build record {result.record_path}")
         click.echo(f"{recipe}: isolation: {result.record['isolation']}")
+
+
+def _rebuild_seeds(
+    ctx: click.Context,
+    recipe: str,
+    env_mode: str,
+    count: int,
+    plot: Path | None,
+    report_file: Path | None,
+    as_json: bool,
+    echo: Any,
+) -> None:
+    from weightpkg.errors import write_atomically
+    from weightpkg.report import to_json
+    from weightpkg.seeds import seed_sensitivity, seed_table
+
+    report = seed_sensitivity(
+        weightpkg.load_recipe(recipe),
+        _store(ctx),
+        count,
+        env_mode=env_mode,  # type: ignore[arg-type]
+        log=echo,
+    )
+    text = to_json(report.to_json())
+    if report_file is not None:
+        write_atomically(report_file, (text + "\n").encode())
+    if plot is not None:
+        from weightpkg.plots import seed_plot
+
+        seed_plot(report, plot)
+    if as_json:
+        click.echo(text)
+    else:
+        for line in seed_table(report):
+            click.echo(line)
+        if plot is not None:
+            click.echo(f"{recipe}: plot {plot}")
+    if not report.ok:
+        sys.exit(1)
+
+
+def _rebuild_dependents(
+    ctx: click.Context, recipe: str, env_mode: str, search: tuple[Path, ...], as_json: bool, echo: Any
+) -> None:
+    from weightpkg.propagate import dependents_lines, rebuild_dependents
+    from weightpkg.report import to_json
+
+    report = rebuild_dependents(
+        recipe,
+        _store(ctx),
+        search=search,
+        env_mode=env_mode,  # type: ignore[arg-type]
+        log=echo,
+    )
+    if as_json:
+        click.echo(to_json(report.to_json()))
+    else:
+        for line in dependents_lines(report):
+            click.echo(line)
+    if not report.ok:
+        sys.exit(1)
 
 
 @cli.command()
@@ -338,6 +495,7 @@ def rebuild(
     "--rebuild", "force_rebuild", is_flag=True, help="Build again even if the store has this build."
 )
 @click.option("--no-functional", is_flag=True, help="Skip the recipe's functional check.")
+@_WITH_INPUT_OPTION
 @click.option("--quiet", "-q", is_flag=True, help="Do not echo the build's output.")
 @click.pass_context
 def challenge(
@@ -348,16 +506,14 @@ def challenge(
     with_sources: bool,
     force_rebuild: bool,
     no_functional: bool,
+    with_input: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Compare the published files with a rebuild from source (exit 0 identical or within
-    the recipe's tolerance, 1 otherwise)."""
+    the recipe's tolerance, 1 otherwise). With --with-input, show how a build with your own
+    input differs from the published files (exit 0 once it is built and compared)."""
     from weightpkg.challenges import challenge_lines
     from weightpkg.report import to_json
-
-    def echo(line: str) -> None:
-        if not quiet:
-            click.echo(line if line.startswith(("building ", "creating ", "$ ")) else f"  | {line}", err=True)
 
     with _errors_to_exit():
         report = weightpkg.challenge(
@@ -367,7 +523,8 @@ def challenge(
             force_rebuild=force_rebuild,
             with_sources=with_sources,
             functional=not no_functional,
-            log=echo,
+            log=_build_echo(quiet),
+            with_inputs=_substitutions(with_input),
         )
         if as_json:
             click.echo(to_json(report.to_json()))
@@ -375,6 +532,86 @@ def challenge(
             for line in challenge_lines(report):
                 click.echo(line)
         if not report.ok:
+            sys.exit(1)
+
+
+@cli.command()
+@click.argument("recipes", nargs=-1, required=True)
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(["text", "json", "dot", "svg", "png"]),
+    default="text",
+    show_default=True,
+    help="svg and png are drawn by Graphviz's dot and need --output.",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
+def graph(recipes: tuple[str, ...], form: str, output: Path | None) -> None:
+    """Show the provenance graph of recipes (files or folders): each recipe, the files it is
+    built from and those it publishes, with hashes and licences, and which recipes are built
+    from another's output. Recipes named by recipe sources are followed."""
+    from weightpkg.errors import write_atomically
+    from weightpkg.graphview import lineage_dot, lineage_lines, render_picture
+    from weightpkg.lineage import lineage_of
+    from weightpkg.report import to_json
+
+    with _errors_to_exit():
+        if form in ("svg", "png") and output is None:
+            raise UsageError(f"--format {form} writes a picture: give --output FILE.{form}")
+        lineage = lineage_of(recipes)
+        if form in ("svg", "png"):
+            assert output is not None
+            render_picture(lineage_dot(lineage), output, form)  # type: ignore[arg-type]
+            click.echo(f"{output}: {len(lineage.recipes)} recipes drawn")
+            return
+        if form == "json":
+            text = to_json(lineage.to_json()) + "\n"
+        elif form == "dot":
+            text = lineage_dot(lineage)
+        else:
+            text = "".join(f"{line}\n" for line in lineage_lines(lineage))
+        if output is not None:
+            write_atomically(output, text.encode())
+        else:
+            click.echo(text, nl=False)
+
+
+@cli.command()
+@click.argument("recipes", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Deterministic JSON.")
+def outdated(recipes: tuple[str, ...], as_json: bool) -> None:
+    """List the recipes whose published files were built from bytes their upstream recipes no
+    longer publish, directly or through another outdated recipe (exit 1 if any, 2 if a recipe
+    source cannot be followed)."""
+    from weightpkg.lineage import lineage_of
+    from weightpkg.lineage import outdated as find_outdated
+    from weightpkg.report import to_json
+
+    with _errors_to_exit():
+        lineage = lineage_of(recipes)
+        stale = find_outdated(lineage)
+        if as_json:
+            click.echo(
+                to_json({"outdated": [o.to_json() for o in stale], "problems": list(lineage.problems)})
+            )
+        else:
+            for item in stale:
+                click.echo(f"{item.origin}: outdated ({item.id})")
+                for reason in item.reasons():
+                    click.echo(f"  {reason}")
+            if stale:
+                order = ", ".join(o.origin for o in stale)
+                click.echo(f"{len(stale)} outdated; rebuild in this order: {order}")
+                roots = sorted({lineage.recipe(p.upstream).origin for o in stale for p in o.stale})
+                for root in roots:
+                    click.echo(f"  weightpkg rebuild --dependents {root}")
+            else:
+                click.echo(f"nothing outdated among {len(lineage.recipes)} recipes")
+            for problem in lineage.problems:
+                click.echo(f"problem: {problem}", err=True)
+        if lineage.problems:
+            sys.exit(2)
+        if stale:
             sys.exit(1)
 
 

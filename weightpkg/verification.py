@@ -319,7 +319,14 @@ def fetch_recipe(
         if policy is not None:
             report.policy = policy.name
             verdicts = {f.path: f.details["pickle"]["verdict"] for f in report.files if "pickle" in f.details}
-            facts = PackageFacts(pickle_verdicts=verdicts, signed=signed)
+            seed_report, seed_basis = None, None
+            if policy.require_seed_report and recipe.seeds is not None:
+                from .seeds import find_seed_report, report_basis
+
+                seed_report, seed_basis = find_seed_report(recipe, store), report_basis(recipe)
+            facts = PackageFacts(
+                pickle_verdicts=verdicts, signed=signed, seed_report=seed_report, seed_basis=seed_basis
+            )
             report.policy_findings = evaluate(recipe, policy, facts)
         if all(f.status == "ok" for f in report.files):
             store.write_manifest(recipe.id, manifest_for(recipe, report.files, store))

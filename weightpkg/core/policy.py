@@ -56,6 +56,8 @@ class Policy:
     pickle: Literal["forbid", "allow-safe", "allow"] = "allow"
     require_signatures: bool = False
     trusted_keys: tuple[str, ...] = ()  # as written; the edge resolves paths against the policy file
+    require_seed_report: bool = False
+    minimum_seeds: int = 2
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Policy:
@@ -73,6 +75,8 @@ class Policy:
             pickle=rules.get("pickle", "allow"),
             require_signatures=rules.get("require-signatures", False),
             trusted_keys=tuple(rules.get("trusted-keys", ())),
+            require_seed_report=rules.get("require-seed-report", False),
+            minimum_seeds=rules.get("minimum-seeds", 2),
         )
 
 
@@ -99,6 +103,10 @@ class PackageFacts:
 
     pickle_verdicts: Mapping[str, str] = field(default_factory=dict)  # path → safe/unknown/dangerous
     signed: bool = False
+    #: The seed-sensitivity report found for the recipe (``rebuild --seeds`` keeps it in the
+    #: store), and the basis a current one would have: what it depends on besides the seed.
+    seed_report: Mapping[str, Any] | None = None
+    seed_basis: str | None = None
 
 
 def _licence_tree(expression: str) -> Any:
@@ -188,9 +196,50 @@ def evaluate(recipe: Recipe, policy: Policy, facts: PackageFacts | None = None) 
         found.extend(_pickle_findings(recipe, policy, facts))
     if policy.require_signatures and not facts.signed:
         found.append(PolicyFinding("require-signatures", "no trusted signature was verified"))
+    if policy.require_seed_report:
+        found.extend(_seed_report_findings(recipe, policy, facts))
     if recipe.todos:  # every policy: a TODO is a statement nobody has made yet
         markers = f"{len(recipe.todos)} TODO marker{'s' if len(recipe.todos) != 1 else ''}"
         found.append(PolicyFinding("todo", f"{markers} still to be filled in: {', '.join(recipe.todos)}"))
+    return found
+
+
+def _seed_report_findings(recipe: Recipe, policy: Policy, facts: PackageFacts) -> list[PolicyFinding]:
+    """A current seed-sensitivity report, with enough seeds, within the spread the recipe accepts."""
+    rule = "require-seed-report"
+    if recipe.seeds is None:
+        return [
+            PolicyFinding(
+                rule,
+                "the recipe declares no [seeds], so its sensitivity to the seed cannot be measured",
+            )
+        ]
+    report = facts.seed_report
+    command = f"weightpkg rebuild {recipe.origin} --seeds {max(policy.minimum_seeds, 5)}"
+    if report is None:
+        return [PolicyFinding(rule, f"no seed-sensitivity report; make one with: {command}")]
+    if report.get("basis") != facts.seed_basis:
+        return [
+            PolicyFinding(
+                rule,
+                f"the seed-sensitivity report was made for another build of the recipe (inputs, "
+                f"code or evaluation changed since); make a new one with: {command}",
+            )
+        ]
+    found = []
+    seeds = report.get("seeds")
+    count = len(seeds) if isinstance(seeds, list) else 0
+    if count < policy.minimum_seeds:
+        found.append(
+            PolicyFinding(
+                rule,
+                f"the seed-sensitivity report has {count} seeds, the policy requires {policy.minimum_seeds}",
+            )
+        )
+    if report.get("ok") is not True:
+        found.append(
+            PolicyFinding(rule, "the spread across seeds exceeds what the recipe accepts ([seeds.accept])")
+        )
     return found
 
 

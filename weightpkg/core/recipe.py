@@ -126,7 +126,22 @@ class HfSource:
         return f"hf {self.repo_ref}@{self.revision} ({self.path})"
 
 
-Source = PathSource | UrlSource | PypiSource | DebSource | HfSource
+@dataclass(frozen=True, kw_only=True)
+class RecipeSource:
+    """A file another recipe publishes (a dataset from a data recipe, base weights for a
+    fine-tune): the lineage edge between two recipes. The input's own pin still decides; when
+    the upstream recipe now pins other bytes, the input is outdated (``weightpkg outdated``)."""
+
+    recipe: str  # relative to this recipe's folder
+    output: str  # one of that recipe's [[weights]] paths
+    declared_license: str | None = None
+    kind: Literal["recipe"] = "recipe"
+
+    def describe(self) -> str:
+        return f"recipe {self.recipe} ({self.output})"
+
+
+Source = PathSource | UrlSource | PypiSource | DebSource | HfSource | RecipeSource
 
 
 # --- the recipe ---------------------------------------------------------------------------------
@@ -139,6 +154,8 @@ class Package:
     summary: str
     homepage: str | None = None
     authors: tuple[str, ...] = ()
+    #: What the package publishes: trained weights, or data other recipes are built from.
+    kind: Literal["weights", "data"] = "weights"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,6 +234,45 @@ class Bias:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SpreadLimit:
+    """The spread across seeds a recipe accepts for one row of the seed-sensitivity report."""
+
+    max_spread: float | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Seeds:
+    """How a build receives its seed: the variable ``env``, else ``{seed}`` in the command."""
+
+    published: int
+    env: str | None = None
+    per_class: str | None = None
+    #: Row ('clean' or a stress test's name) → what the recipe accepts.
+    accept: Mapping[str, SpreadLimit] = field(default_factory=dict)
+
+    @property
+    def passed_as(self) -> str:
+        return f"environment variable {self.env}" if self.env else "{seed} in build.command"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StressTest:
+    """A deterministic corruption of the evaluation set (as in ImageNet-C): a command that
+    prints the functional metric measured on the corrupted set."""
+
+    name: str
+    command: tuple[str, ...]
+    description: str | None = None
+
+
+#: The seed-sensitivity row of the uncorrupted evaluation set.
+CLEAN_ROW = "clean"
+SEED_PLACEHOLDER = "{seed}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Signatures:
     trusted_keys: tuple[str, ...]  # as written; the edge resolves paths against the recipe file
 
@@ -234,6 +290,8 @@ class Recipe:
     reproducibility: Reproducibility = Reproducibility(level="unavailable", reason="not declared")
     bias: Bias | None = None
     signatures: Signatures | None = None
+    seeds: Seeds | None = None
+    stress: tuple[StressTest, ...] = ()
     #: Key paths of the TODO markers (weightpkg init's) still in the recipe: what a person must
     #: state. Lint warns of each; every distributor policy refuses a recipe that has any.
     todos: tuple[str, ...] = ()
@@ -316,6 +374,20 @@ def _semantic_problems(data: Mapping[str, Any], reworded: set[str] | None = None
             at = [*where, "sources", j]
             if source.get("kind") == "path":
                 check_relpath([*at, "path"], source.get("path"))
+            if source.get("kind") == "recipe":
+                check_relpath([*at, "recipe"], source.get("recipe"))
+                check_relpath([*at, "output"], source.get("output"))
+                name = source.get("recipe")
+                if isinstance(name, str) and not name.endswith(".toml"):
+                    out.append((render([*at, "recipe"]), f"{name!r} is not a recipe file (*.toml)"))
+                if where[0] == "weights":
+                    out.append(
+                        (
+                            render([*at, "kind"]),
+                            "a recipe source names an input another recipe publishes; "
+                            "a published file needs a source of its own",
+                        )
+                    )
             if source.get("kind") == "hf":
                 check_relpath([*at, "path"], source.get("path"))
                 for key, problem in (("revision", hf_revision_problem), ("repo", hf_repo_problem)):
@@ -439,6 +511,72 @@ def _semantic_problems(data: Mapping[str, Any], reworded: set[str] | None = None
                     )
     elif level in ("bit-identical", "tolerance"):
         out.append(("reproducibility.level", f"{level!r} needs a [build] table that says how"))
+    out.extend(_seed_problems(data))
+    return out
+
+
+def _seed_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """[seeds] and [[stress]] need a build to vary and a functional check to measure with."""
+    out: list[tuple[str, str]] = []
+    seeds, stress, build = data.get("seeds"), data.get("stress"), data.get("build")
+    repro = data.get("reproducibility")
+    functional = repro.get("functional") if isinstance(repro, Mapping) else None
+    command = build.get("command") if isinstance(build, Mapping) else None
+    in_command = isinstance(command, list) and any(
+        isinstance(arg, str) and SEED_PLACEHOLDER in arg for arg in command
+    )
+    if isinstance(seeds, Mapping):
+        if not isinstance(build, Mapping):
+            out.append(("seeds", "seeds vary a build; the recipe has no [build] table"))
+        elif "env" in seeds and in_command:
+            out.append(("seeds.env", "the seed is passed twice: drop env or {seed} from build.command"))
+        elif "env" not in seeds and not in_command and isinstance(command, list):
+            out.append(
+                (
+                    "seeds",
+                    "say how the build receives its seed: seeds.env = 'VARIABLE' or {seed} in build.command",
+                )
+            )
+        if not isinstance(functional, Mapping) or "command" not in functional:
+            out.append(
+                (
+                    "seeds",
+                    "a seed-sensitivity report measures with reproducibility.functional; it needs a command",
+                )
+            )
+        names = {"clean"} | {
+            s["name"] for s in stress or [] if isinstance(s, Mapping) and isinstance(s.get("name"), str)
+        }
+        accept = seeds.get("accept")
+        for row in accept if isinstance(accept, Mapping) else ():
+            if row not in names:
+                out.append(
+                    (render(["seeds", "accept", row]), f"no row {row!r}: rows are {', '.join(sorted(names))}")
+                )
+    elif in_command:
+        out.append(("build.command", "{seed} needs a [seeds] table that says the published seed"))
+    if isinstance(stress, list):
+        if stress and not isinstance(functional, Mapping):
+            out.append(
+                ("stress", "stress tests report the functional metric: declare reproducibility.functional")
+            )
+        seen: dict[str, int] = {}
+        for i, test in enumerate(stress):
+            if not isinstance(test, Mapping):
+                continue
+            name = test.get("name")
+            if isinstance(name, str):
+                if name == "clean":
+                    out.append((render(["stress", i, "name"]), "'clean' names the uncorrupted evaluation"))
+                elif name in seen:
+                    also = f"(also stress[{seen[name]}])"
+                    out.append((render(["stress", i, "name"]), f"duplicate stress test {name!r} {also}"))
+                seen.setdefault(name, i)
+            argv = test.get("command")
+            if isinstance(argv, list) and not any(isinstance(a, str) and "{weights}" in a for a in argv):
+                out.append(
+                    (render(["stress", i, "command"]), "the command must name the weights file: {weights}")
+                )
     return out
 
 
@@ -493,9 +631,7 @@ def hf_revision_problem(revision: str) -> str | None:
     if len(revision) == 40 and _HEX.fullmatch(revision):
         return f"commit id {revision!r} must be written in lower case: {revision.lower()!r}"
     if 4 <= len(revision) < 40 and _HEX.fullmatch(revision):
-        return (
-            f"{revision!r} looks like an abbreviated commit id; write all 40 lower-case hexadecimal digits"
-        )
+        return f"{revision!r} looks like an abbreviated commit id; write all 40 lower-case hexadecimal digits"
     return (
         f"{revision!r} is not a commit id: a branch or tag moves, so it is not a pin; write the 40 "
         "lower-case hexadecimal digits of the commit it points to now"
@@ -555,6 +691,8 @@ def _source(raw: Mapping[str, Any]) -> Source:
         return PathSource(path=raw["path"], declared_license=declared)
     if kind == "url":
         return UrlSource(url=raw["url"], mirrors=tuple(raw.get("mirrors", ())), declared_license=declared)
+    if kind == "recipe":
+        return RecipeSource(recipe=raw["recipe"], output=raw["output"], declared_license=declared)
     if kind == "hf":
         return HfSource(
             declared_license=declared,
@@ -660,6 +798,7 @@ def _build(data: Mapping[str, Any], origin: str) -> Recipe:
             summary=pkg["summary"],
             homepage=pkg.get("homepage"),
             authors=tuple(pkg.get("authors", ())),
+            kind=pkg.get("kind", "weights"),
         ),
         license=Licenses(
             weights=canonical_license(lic["weights"]),
@@ -678,5 +817,22 @@ def _build(data: Mapping[str, Any], origin: str) -> Recipe:
             if "signatures" in data
             else None
         ),
+        seeds=_seeds(data["seeds"]) if "seeds" in data else None,
+        stress=tuple(
+            StressTest(name=s["name"], command=tuple(s["command"]), description=s.get("description"))
+            for s in data.get("stress", ())
+        ),
         todos=tuple(key for key, _ in todo_markers(data)),
+    )
+
+
+def _seeds(raw: Mapping[str, Any]) -> Seeds:
+    return Seeds(
+        published=raw["published"],
+        env=raw.get("env"),
+        per_class=raw.get("per-class"),
+        accept={
+            row: SpreadLimit(max_spread=limit.get("max-spread"), min=limit.get("min"), max=limit.get("max"))
+            for row, limit in sorted(raw.get("accept", {}).items())
+        },
     )

@@ -163,6 +163,8 @@ def _describe(error: Any) -> Iterator[tuple[str, str]]:
         yield where, "must not be empty" if error.validator_value == 1 else error.message
     elif kind == "minLength":
         yield where, "must not be empty"
+    elif kind == "minProperties":
+        yield where, "must not be empty: give at least one key"
     elif kind == "maxLength":
         yield where, f"must be at most {error.validator_value} characters, got {len(instance)}"
     elif kind == "minimum":
@@ -173,9 +175,13 @@ def _describe(error: Any) -> Iterator[tuple[str, str]]:
         yield where, error.message
 
 
+#: Source kinds, as ``[[….sources]]`` tables name them (``[package]`` has a ``kind`` too).
+_SOURCE_KINDS = frozenset({"path", "url", "pypi", "deb", "hf", "recipe"})
+
+
 def _source_context(instance: Any) -> str:
     """' for a pypi source' where the table is a source, so the fix is obvious."""
-    if isinstance(instance, Mapping) and isinstance(instance.get("kind"), str):
+    if isinstance(instance, Mapping) and instance.get("kind") in _SOURCE_KINDS:
         return f" for a {instance['kind']} source"
     return ""
 
@@ -192,7 +198,7 @@ _TYPE_CHECKS = {
     "null": lambda v: v is None,
 }
 _ANNOTATIONS = frozenset({"$schema", "$id", "$defs", "title", "description", "$comment", "default"})
-_OBJECT_KEYWORDS = frozenset({"properties", "required", "additionalProperties"})
+_OBJECT_KEYWORDS = frozenset({"properties", "required", "additionalProperties", "minProperties"})
 _ARRAY_KEYWORDS = frozenset({"items", "minItems", "maxItems"})
 _STRING_KEYWORDS = frozenset({"pattern", "minLength", "maxLength"})
 
@@ -271,5 +277,7 @@ def _object_valid(value: dict[str, Any], key: str, rule: Any, node: Any, root: M
         return all(_quick_valid(value[k], sub, root) for k, sub in rule.items() if k in value)
     if key == "required":
         return all(k in value for k in rule)
+    if key == "minProperties":
+        return len(value) >= rule
     known = node.get("properties", {})
     return all(_quick_valid(v, rule, root) for k, v in value.items() if k not in known)

@@ -26,10 +26,11 @@ import shlex
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import quote
 
+from ..builder import build_command
 from ..core.recipe import (
     NO_LICENSE,
     DebSource,
@@ -43,6 +44,7 @@ from ..core.recipe import (
     parse_requirement,
 )
 from ..errors import UsageError
+from ..sources.recipe import expanded_sources
 
 SPEC_VERSION = "1.6"
 SCHEMA_URL = "http://cyclonedx.org/schema/bom-1.6.schema.json"
@@ -270,7 +272,8 @@ def _input_component(item: Input, recipe: Recipe, refs: _Refs) -> Json:
         if url is not None:
             dataset["contents"] = {"url": _iri(url)}
         component["data"] = [dataset]
-    if references := _source_references(item.sources, recipe):
+    sources = expanded_sources(item.sources, Path(recipe.origin).parent)
+    if references := _source_references(sources, recipe):
         component["externalReferences"] = references
     component["properties"] = _properties(
         ("input:role", item.role),
@@ -442,7 +445,7 @@ def _formula(recipe: Recipe, refs: _Refs, record: Mapping[str, Any] | None) -> J
         "uid": uid,
         "name": f"rebuild {recipe.id}",
         "taskTypes": ["build"],
-        "steps": [{"name": "build", "commands": [{"executed": shlex.join(build.command)}]}],
+        "steps": [{"name": "build", "commands": [{"executed": shlex.join(build_command(recipe))}]}],
     }
     if inputs:
         workflow["inputs"] = inputs

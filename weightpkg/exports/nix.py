@@ -22,10 +22,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ..builder import build_env
+from ..builder import build_command, build_env
 from ..core.digest import Digest
 from ..core.recipe import DebSource, Input, PathSource, PypiSource, Recipe, UrlSource
 from ..errors import UsageError
+from ..sources.recipe import expanded_sources
 
 #: PyPI's files host, in the layout nixpkgs' ``fetchPypi`` uses for wheels: the host redirects
 #: ``/packages/{python tag}/{first letter}/{project}/{file name}`` to where the file really lies.
@@ -352,7 +353,8 @@ def nix_expression(
             problems.append(f"{what}: has no sha256, so Nix cannot pin it")
         else:
             path = _input_path(item)
-            inputs += _entry(what, item.name, path, item.sha256, item.sources, origins, problems)
+            sources = expanded_sources(item.sources, origins.recipe_dir)
+            inputs += _entry(what, item.name, path, item.sha256, sources, origins, problems)
     if problems:
         raise UsageError("\n".join(f"{recipe.origin}: {problem}" for problem in problems))
 
@@ -521,7 +523,7 @@ def _rebuild_lines(recipe: Recipe, package_name: str) -> list[str]:
         "    inputs = builtins.toJSON [",
         *staged,
         "    ];",
-        f"    command = builtins.toJSON {_list(nix_string(a) for a in build.command)};",
+        f"    command = builtins.toJSON {_list(nix_string(a) for a in build_command(recipe))};",
         "    buildEnv = builtins.toJSON {",
         *(f"      {nix_string(k)} = {nix_string(v)};" for k, v in env.items()),
         "    };",

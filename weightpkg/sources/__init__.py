@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..core.digest import Digest, StreamHasher, chunk_buffer, hash_stream
-from ..core.recipe import DebSource, HfSource, PathSource, PypiSource, Source, UrlSource
+from ..core.recipe import DebSource, HfSource, PathSource, PypiSource, RecipeSource, Source, UrlSource
 from ..errors import IntegrityError
 
 Progress = Callable[[str, int, "int | None"], None]
@@ -42,6 +42,8 @@ class FetchContext:
     #: Whether a source may answer from a local cache of its own (the user's Hugging Face cache):
     #: off while sources are compared, since the point is what each source itself delivers.
     local_caches: bool = True
+    #: The recipe files a chain of recipe sources went through, to refuse a loop.
+    recipe_chain: tuple[Path, ...] = ()
     _session: Any = field(default=None, repr=False)
     _cache: dict[str, Path] = field(default_factory=dict, repr=False)
 
@@ -137,7 +139,7 @@ def copy_into(handle: Any, sink: Sink, label: str, ctx: FetchContext, total: int
 
 def candidates(source: Source, ctx: FetchContext) -> list[Candidate]:
     """The ways ``source`` can deliver its file, in the order to try them."""
-    from . import deb, hf, path, pypi, url
+    from . import deb, hf, path, pypi, recipe, url
 
     if isinstance(source, PathSource):
         return path.candidates(source, ctx)
@@ -149,6 +151,8 @@ def candidates(source: Source, ctx: FetchContext) -> list[Candidate]:
         return deb.candidates(source, ctx)
     if isinstance(source, HfSource):
         return hf.candidates(source, ctx)
+    if isinstance(source, RecipeSource):
+        return recipe.candidates(source, ctx)
     raise TypeError(f"unknown source {source!r}")
 
 
