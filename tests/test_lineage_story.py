@@ -289,3 +289,43 @@ def test_a_policy_can_require_a_current_seed_report(story: Path, tmp_path: Path,
     )
     [stale] = findings(digits)
     assert "another build of the recipe" in stale
+
+
+def test_rebuild_seeds_5_on_digits_mlp_reports_the_spread_with_a_plot(
+    story: Path, tmp_path: Path, cli
+) -> None:
+    digits = str(story / "digits-mlp.toml")
+    outputs = []
+    for run in ("one", "two"):  # two fresh stores: nothing is reused between them
+        store = ["--store", str(tmp_path / run / "store")]
+        plot, report = tmp_path / run / "seeds.png", tmp_path / run / "seeds.json"
+        done = cli(
+            *store,
+            "rebuild",
+            "-q",
+            "--seeds",
+            "5",
+            "--plot",
+            str(plot),
+            "--report",
+            str(report),
+            digits,
+            timeout=900,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        outputs.append((done.stdout, report.read_bytes(), plot.read_bytes()))
+    (table, report_bytes, png), again = outputs[0], outputs[1]
+    assert again[1] == report_bytes and again[2] == png, "same seeds, same report and plot, byte for byte"
+    assert again[0].replace(str(tmp_path / "two"), str(tmp_path / "one")) == table
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    parsed = json.loads(report_bytes)
+    assert parsed["seeds"] == [20240601 + k for k in range(5)]
+    assert parsed["published_reproduced"] is True
+    rows = [row["name"] for row in parsed["rows"]]
+    assert rows == ["clean", "gaussian-noise", "blur", "contrast", "dead-pixels"]
+    for row in parsed["rows"]:
+        values = [v["metrics"][row["name"]] for v in parsed["variants"]]
+        assert row["summary"]["min"] == min(values) and row["summary"]["max"] == max(values)
+        assert row["per_class"] is not None and set(row["per_class"]) == {str(d) for d in range(10)}
+    assert "seed sensitivity of test_accuracy across 5 seeds" in table
+    assert "accepted: every row is within" in table.splitlines()[-2]
