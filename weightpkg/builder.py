@@ -700,12 +700,12 @@ def _run_build(
             "recipe": recipe.id,
             "derivation": drv.hex,
             "outputs": [_built_json(o, store) for o in outputs],
-            "record": _relative(record_path, store),
-            "log": _relative(log_path, store),
+            "record": store_relative(record_path, store),
+            "log": store_relative(log_path, store),
             "files": [
-                *({"store_path": _relative(o.store_path, store)} for o in outputs),
-                {"store_path": _relative(record_path, store)},
-                *({"store_path": _relative(p, store)} for p in stored_inputs.values()),
+                *({"store_path": store_relative(o.store_path, store)} for o in outputs),
+                {"store_path": store_relative(record_path, store)},
+                *({"store_path": store_relative(p, store)} for p in stored_inputs.values()),
             ],
         },
     )
@@ -718,7 +718,8 @@ def _portable(value: str, store: Store) -> str:
     return value.replace(str(store.root), "$WEIGHTPKG_STORE")
 
 
-def _relative(path: Path, store: Store) -> str:
+def store_relative(path: Path, store: Store) -> str:
+    """A store path as manifests write it: relative to the store's root."""
     return str(path.relative_to(store.root))
 
 
@@ -727,7 +728,7 @@ def _built_json(item: BuiltFile, store: Store) -> dict[str, Any]:
         "path": item.path,
         "sha256": item.sha256.hex,
         "size": item.size,
-        "store_path": _relative(item.store_path, store),
+        "store_path": store_relative(item.store_path, store),
     }
 
 
@@ -762,7 +763,7 @@ def build_record(
                 "path": _input_path(item),
                 "sha256": item.sha256.hex if item.sha256 else None,
                 "size": item.size,
-                "store_path": _relative(stored_inputs[item.name], store),
+                "store_path": store_relative(stored_inputs[item.name], store),
             }
             for item in recipe.inputs
         ],
@@ -877,11 +878,21 @@ def _last_json_object(lines: Sequence[str]) -> dict[str, Any] | None:
     return None
 
 
-def metric_of(recipe: Recipe, printed: Mapping[str, Any], metric: str) -> float:
-    """The number ``metric`` in what an evaluation printed; BuildError if it is not one."""
+def metric_of(
+    recipe: Recipe,
+    printed: Mapping[str, Any],
+    metric: str,
+    *,
+    what: str = "the functional check",
+    where: str = "",
+) -> float:
+    """The number ``metric`` in what an evaluation (``what``, run ``where``) printed;
+    BuildError naming the evaluation and the keys it did print if it is not one."""
     value = printed.get(metric)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    keys = ", ".join(sorted(printed)) or "none"
     raise BuildError(
-        f"{recipe.origin}: the functional check printed no JSON object with a number for {metric!r}"
+        f"{recipe.origin}: {what} printed no number for {metric!r}{where} "
+        f"(its JSON object has the keys: {keys})"
     )

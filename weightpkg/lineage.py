@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .core.recipe import Input, Recipe, RecipeSource, WeightFile
-from .errors import UsageError, WeightpkgError
+from .errors import FetchError, UsageError, WeightpkgError
+from .sources.path import resolve_inside
 
 #: How many hex digits of a sha256 the messages and views show.
 SHORT = 12
@@ -279,10 +280,10 @@ def collect(paths: Sequence[str | Path]) -> Collected:
         for _, source in recipe_sources(recipe):
             spelled = str(folder / source.recipe)
             try:
-                resolved = _inside(folder, source.recipe)
-            except ValueError as exc:
+                resolved = resolve_inside(folder, source.recipe)
+            except FetchError as exc:
                 located[(recipe.origin, source.recipe)] = spelled
-                unloadable[spelled] = str(exc)
+                unloadable[spelled] = "; ".join(exc.attempts)
                 continue
             if resolved in by_file:
                 located[(recipe.origin, source.recipe)] = by_file[resolved]
@@ -309,16 +310,6 @@ def lineage_of(paths: Sequence[str | Path]) -> Lineage:
     a named recipe that cannot be read is a problem of the lineage, with the reason."""
     found = collect(paths)
     return build_lineage(found.recipes, located=found.located, unloadable=found.unloadable)
-
-
-def _inside(folder: Path, relative: str) -> Path:
-    """``folder/relative`` resolved; ValueError if a symlink takes it outside ``folder`` (the
-    fetch refuses that too)."""
-    root = folder.resolve()
-    target = (root / relative).resolve()
-    if not target.is_relative_to(root):
-        raise ValueError(f"{folder / relative} resolves to {target}, outside the recipe's folder")
-    return target
 
 
 def _first_line(exc: Exception) -> str:
@@ -502,7 +493,7 @@ def _upstream(
         else:
             problems.append(f"{where}, which is not among the recipes ({_normal(target)})")
         return None
-    weight = next((w for w in upstream.weights if w.path == source.output), None)
+    weight = upstream.published(source.output)
     if weight is None:
         published = ", ".join(sorted(w.path for w in upstream.weights))
         problems.append(f"{where}: {upstream.id} publishes no {source.output!r}, only {published}")

@@ -132,7 +132,7 @@ def _with_upstream_outputs(
                 origin = f"{source.output} of {built_by}, rebuilt in this run"
             else:
                 upstream = upstream_recipe(source, folder)
-                weight = next((w for w in upstream.weights if w.path == source.output), None)
+                weight = upstream.published(source.output)
                 if weight is None:
                     raise UsageError(f"{recipe.origin}: {upstream.origin} publishes no {source.output!r}")
                 sha256, size = weight.sha256, weight.size

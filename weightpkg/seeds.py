@@ -37,6 +37,7 @@ from .builder import (
     metric_of,
     rebuild,
     run_evaluations,
+    store_relative,
 )
 from .core.recipe import CLEAN_ROW, Recipe
 from .errors import BuildError, UsageError
@@ -464,14 +465,7 @@ def _row_words(row: Row) -> str:
 
 def _metric(recipe: Recipe, printed: Mapping[str, Any], shown: str, seed: int) -> float:
     metric = recipe.reproducibility.functional.metric  # type: ignore[union-attr]
-    try:
-        value = metric_of(recipe, printed, metric)
-    except BuildError:
-        keys = ", ".join(sorted(printed)) or "none"
-        raise BuildError(
-            f"{recipe.origin}: {shown} printed no number for {metric!r} on seed {seed} "
-            f"(its JSON object has the keys: {keys})"
-        ) from None
+    value = metric_of(recipe, printed, metric, what=shown, where=f" on seed {seed}")
     if not math.isfinite(value):
         raise BuildError(f"{recipe.origin}: {shown} printed {metric} = {value} on seed {seed}")
     return value
@@ -504,8 +498,8 @@ def store_seed_report(report: SeedReport, store: Store, builds: Any = ()) -> Pat
     build records) keep them in the store through gc."""
     files: list[str] = []
     for built in builds:
-        files.extend(_relative(o.store_path, store) for o in built.outputs)
-        files.append(_relative(built.record_path, store))
+        files.extend(store_relative(o.store_path, store) for o in built.outputs)
+        files.append(store_relative(built.record_path, store))
     manifest = {
         "kind": "seeds",
         "recipe": report.recipe_id,
@@ -513,10 +507,6 @@ def store_seed_report(report: SeedReport, store: Store, builds: Any = ()) -> Pat
         "files": [{"store_path": path} for path in sorted(set(files))],
     }
     return store.write_manifest(f"{report.recipe_id}.seeds", manifest)
-
-
-def _relative(path: Path, store: Store) -> str:
-    return str(Path(path).relative_to(store.root))
 
 
 def find_seed_report(recipe: Recipe, store: Store) -> dict[str, Any] | None:

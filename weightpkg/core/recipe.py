@@ -300,6 +300,10 @@ class Recipe:
     def id(self) -> str:
         return f"{self.package.name}-{self.package.version}"
 
+    def published(self, path: str | None) -> WeightFile | None:
+        """The published file (``[[weights]]`` entry) at ``path``, if there is one."""
+        return next((w for w in self.weights if w.path == path), None)
+
     @property
     def rebuildable(self) -> bool:
         """Whether the recipe declares everything a rebuild needs, with every input available."""

@@ -500,7 +500,7 @@ def _add_rebuilt(outputs: list[Json], recipe: Recipe, refs: _Refs, record: Mappi
     """Put on each output what the recorded build wrote, and whether it is the published pin."""
     by_ref = {out["resource"]["ref"]: out for out in outputs}
     for built in record.get("outputs") or ():
-        weight = next((w for w in recipe.weights if w.path == built.get("path")), None)
+        weight = recipe.published(built.get("path"))
         if weight is None or refs.weight(weight) not in by_ref:
             continue
         by_ref[refs.weight(weight)]["properties"] = _properties(

@@ -43,7 +43,7 @@ def candidates(source: RecipeSource, ctx: FetchContext) -> list[Candidate]:
             chain = " → ".join(p.name for p in (*ctx.recipe_chain, path))
             raise FetchError(label, [f"recipes are built from each other in a loop: {chain}"])
         upstream = upstream_recipe(source, ctx.recipe_dir)
-        weight = next((w for w in upstream.weights if w.path == source.output), None)
+        weight = upstream.published(source.output)
         if weight is None:
             published = ", ".join(w.path for w in upstream.weights)
             raise FetchError(label, [f"{path.name} publishes no {source.output!r}, only {published}"])
@@ -77,7 +77,7 @@ def expanded_sources(sources: Sequence[Source], recipe_dir: Path) -> list[Source
         except FetchError:
             continue
         upstream_dir = resolve_inside(recipe_dir, source.recipe).parent
-        weight = next((w for w in upstream.weights if w.path == source.output), None)
+        weight = upstream.published(source.output)
         for inner in weight.sources if weight is not None else ():
             if isinstance(inner, PathSource):
                 rebased = os.path.relpath(upstream_dir / inner.path, recipe_dir.resolve())
