@@ -11,10 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from .figures import summary_lines
 from .servers import FileServer, SimpleIndex
 
 REPO = Path(__file__).resolve().parent.parent
 CORPORA = REPO.parent / "shared" / "corpora"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The hardening figures (docs/threat-model.md), for the tests that ran."""
+    if lines := summary_lines():
+        terminalreporter.section("hardening figures")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 def require_peer(name: str) -> str:

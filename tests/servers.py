@@ -1,7 +1,8 @@
 """Real HTTP servers on 127.0.0.1 for the tests: static files with Range, and a PEP 503 index.
 
 Each server runs in a daemon thread on an ephemeral port; behaviour can be changed per path
-(``faults``) to drop a connection mid-body, ignore Range, or serve other bytes.
+(``faults``): cut or reset a body, announce a wrong length, answer an error status, stall,
+redirect, serve other bytes, ignore Range, or trickle at a set rate.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hashlib
 import html
 import re
 import socket
+import struct
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -20,11 +22,28 @@ from pathlib import Path
 
 @dataclass
 class Fault:
-    """How to misbehave on one path: ``cut_after`` bytes then close; ``ignore_range``."""
+    """How to misbehave on one path, for the next ``times`` requests (then it behaves).
+
+    ``status``: answer with this status (and ``retry_after`` as Retry-After) instead of the file;
+    ``redirect``: answer 302 to this URL; ``body``: serve these bytes instead of the file's;
+    ``content_length``: announce this length whatever is sent; ``cut_after``: send this many body
+    bytes then close (``reset``: with a TCP reset instead of a clean close); ``stall``: after
+    ``cut_after`` bytes (or before the body), wait this many seconds first; ``ignore_range``:
+    answer 200 with the whole file to a range request; ``rate``: send at most this many bytes
+    per second (the path keeps its rate however many requests come).
+    """
 
     cut_after: int | None = None
     ignore_range: bool = False
-    times: int = 1_000_000  # how many requests misbehave before the path behaves again
+    times: int = 1_000_000
+    status: int | None = None
+    retry_after: str | None = None
+    redirect: str | None = None
+    body: bytes | None = None
+    content_length: int | None = None
+    reset: bool = False
+    stall: float | None = None
+    rate: int | None = None
 
 
 @dataclass
@@ -34,12 +53,17 @@ class FileServer:
     files: dict[str, bytes] = field(default_factory=dict)
     faults: dict[str, Fault] = field(default_factory=dict)
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+    #: Body bytes sent per path, over all requests (what a client had to download).
+    sent: dict[str, int] = field(default_factory=dict)
+    host: str = "127.0.0.1"
     port: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)
     _server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> FileServer:
         owner = self
@@ -58,6 +82,7 @@ class FileServer:
 
             def _serve(self, body: bool) -> None:
                 path = urllib.parse.unquote(self.path.split("?", 1)[0])  # pip quotes "+" in torch's name
+                self.path_key = path
                 range_header = self.headers.get("Range")
                 owner.requests.append((self.command, path, range_header))
                 route = owner.route(path)
@@ -71,9 +96,19 @@ class FileServer:
                     return
                 fault = owner.faults.get(path)
                 if fault is not None and fault.times > 0:
-                    fault.times -= 1
+                    if fault.rate is None:
+                        fault.times -= 1
                 else:
                     fault = None
+                if fault and fault.status is not None:
+                    headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+                    self._send(fault.status, b"try later\n", "text/plain", body, headers)
+                    return
+                if fault and fault.redirect is not None:
+                    self._send(302, b"moved\n", "text/plain", body, {"Location": fault.redirect})
+                    return
+                if fault and fault.body is not None:
+                    data = fault.body
                 start = 0
                 match = re.fullmatch(r"bytes=(\d+)-", range_header or "")
                 if match and not (fault and fault.ignore_range):
@@ -88,29 +123,60 @@ class FileServer:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 else:
                     self.send_response(200)
+                length = len(data) - start
+                if fault and fault.content_length is not None:
+                    length = fault.content_length
                 self.send_header("Accept-Ranges", "bytes")
                 self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(data) - start))
+                self.send_header("Content-Length", str(length))
                 self.end_headers()
                 if not body:
                     return
-                payload = data[start:]
+                payload = memoryview(data)[start:]
                 if fault and fault.cut_after is not None:
-                    self.wfile.write(payload[: fault.cut_after])
-                    self.wfile.flush()
+                    payload = payload[: fault.cut_after]
+                if fault and fault.stall is not None:
+                    self._write(payload if fault.cut_after is not None else b"", None)
+                    owner.stopping.wait(fault.stall)
+                    if fault.cut_after is None:
+                        self._write(payload, None)
+                else:
+                    self._write(payload, fault.rate if fault else None)
+                if fault and (fault.cut_after is not None or fault.content_length is not None):
+                    if fault.reset:  # SO_LINGER 0: close() sends RST, not FIN
+                        self.connection.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
                     self.close_connection = True
-                    return
-                self.wfile.write(payload)
 
-            def _send(self, status: int, data: bytes, content_type: str, body: bool) -> None:
+            def _write(self, payload: memoryview | bytes, rate: int | None) -> None:
+                """Send ``payload`` (at ``rate`` bytes/s if set), counting what went out."""
+                step = max(1, rate // 50) if rate else len(payload) or 1
+                for offset in range(0, len(payload), step):
+                    piece = payload[offset : offset + step]
+                    try:
+                        self.wfile.write(piece)
+                        self.wfile.flush()
+                    except OSError:
+                        self.close_connection = True
+                        return
+                    with owner.lock:
+                        owner.sent[self.path_key] = owner.sent.get(self.path_key, 0) + len(piece)
+                    if rate and owner.stopping.wait(len(piece) / rate):
+                        return
+
+            def _send(self, status: int, data: bytes, content_type: str, body: bool,
+                      headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if body:
                     self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((self.host, 0), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -121,6 +187,7 @@ class FileServer:
         return None
 
     def stop(self) -> None:
+        self.stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
