@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import weightpkg
+from weightpkg.sources.retry import MAX_ATTEMPTS
 
 from .builders import pinned, report_lines, sha256, write_recipe
 from .conftest import REPO
@@ -238,24 +239,24 @@ def test_a_download_that_keeps_dropping_fails_cleanly_and_the_next_run_resumes(
 ) -> None:
     repo = hub.add_file(REPO_ID, NAME, BIG)
     step = 100_000
-    # Six misbehaving answers: the client's metadata HEAD (no body to cut), then five cut GETs.
-    hub.faults[hub.resolve_path(repo, NAME)] = Fault(cut_after=step, times=6)
+    # The client's metadata HEAD (no body to cut), then as many cut GETs as weightpkg attempts.
+    hub.faults[hub.resolve_path(repo, NAME)] = Fault(cut_after=step, times=1 + MAX_ATTEMPTS)
     recipe = write_recipe(tmp_path, [pinned(NAME, BIG, [hf()])])
     [report] = weightpkg.fetch([recipe], weightpkg.open_store(store_root))
     assert not report.ok
     [f] = report.files
     url = resolve_url(hub)
     assert f.notes == [
-        f"source 1 (hf {url}): body ended after {5 * step} of {len(BIG)} bytes "
-        f"(after 5 attempts, {5 * step} bytes kept for resuming)"
+        f"source 1 (hf {url}): body ended after {MAX_ATTEMPTS * step} of {len(BIG)} bytes "
+        f"(after {MAX_ATTEMPTS} attempts, {MAX_ATTEMPTS * step} bytes kept for resuming)"
     ]
     assert entries(store_root) == []
     [partial] = partials(store_root)
-    assert partial.read_bytes() == BIG[: 5 * step]  # what arrived, and only that
+    assert partial.read_bytes() == BIG[: MAX_ATTEMPTS * step]  # what arrived, and only that
 
     [report] = weightpkg.fetch([recipe], weightpkg.open_store(store_root))
     assert report.ok, report.to_json()
-    assert hub.body_gets(REPO_ID, NAME)[-1] == f"bytes={5 * step}-"
+    assert hub.body_gets(REPO_ID, NAME)[-1] == f"bytes={MAX_ATTEMPTS * step}-"
     assert_stored(store_root, BIG)
 
 

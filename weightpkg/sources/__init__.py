@@ -7,6 +7,8 @@ whether the bytes are right: nothing here trusts what a server or an archive say
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Any, Protocol
 
 from ..core.digest import Digest, StreamHasher, chunk_buffer, hash_stream
 from ..core.recipe import DebSource, HfSource, PathSource, PypiSource, RecipeSource, Source, UrlSource
-from ..errors import IntegrityError
+from ..errors import IntegrityError, UsageError
 
 Progress = Callable[[str, int, "int | None"], None]
 
@@ -30,14 +32,33 @@ class Sink(Protocol):
     def restart(self) -> None: ...
 
 
+def seconds_from_env(name: str, default: float) -> float:
+    """A timeout a distro build may set in the environment (a slow mirror, a flaky link)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(f"{name}={raw!r}: expected a positive number of seconds")
+    return value
+
+
 @dataclass
 class FetchContext:
     """What every source needs besides the source itself."""
 
     recipe_dir: Path
     workdir: Path
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
+    #: Seconds to wait for a connection, and for the next bytes of an answer (a stall longer than
+    #: that drops the attempt; it is retried and resumed): ``WEIGHTPKG_CONNECT_TIMEOUT`` and
+    #: ``WEIGHTPKG_READ_TIMEOUT`` override them.
+    connect_timeout: float = field(
+        default_factory=lambda: seconds_from_env("WEIGHTPKG_CONNECT_TIMEOUT", 10.0)
+    )
+    read_timeout: float = field(default_factory=lambda: seconds_from_env("WEIGHTPKG_READ_TIMEOUT", 60.0))
     progress: Progress | None = None
     #: Whether a source may answer from a local cache of its own (the user's Hugging Face cache):
     #: off while sources are compared, since the point is what each source itself delivers.

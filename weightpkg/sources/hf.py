@@ -20,6 +20,7 @@ import importlib
 import os
 import re
 import stat
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -27,9 +28,7 @@ from urllib.parse import urljoin, urlsplit
 from ..core.recipe import HfSource
 from ..errors import FetchError, WeightpkgError
 from . import Candidate, FetchContext, Sink, copy_into
-
-#: Attempts on one download while each attempt brings bytes (a dropped connection is resumed).
-MAX_ATTEMPTS = 5
+from .retry import MAX_ATTEMPTS, TRANSIENT_STATUSES, Retries, retry_after_seconds
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
@@ -225,28 +224,45 @@ def _stream(
 
     A dropped connection or a short body is retried, resuming, while each attempt brings bytes.
     """
-    attempts = 0
+    retries = Retries()
     while True:
-        attempts += 1
+        retries.start()
         received = _Counter()
+        asked: float | None = None
         try:
             _attempt(url, headers, size, sink, ctx, label, session, http, received)
             return
         except _Restart as exc:
             sink.restart()
-            if attempts >= MAX_ATTEMPTS:
-                raise FetchError(label, [f"{exc} (after {attempts} attempts)"]) from None
+            if retries.attempts >= MAX_ATTEMPTS:
+                raise FetchError(label, [f"{exc} (after {retries.attempts} attempts)"]) from None
             continue
         except WeightpkgError:
             raise  # the sink's own refusal (too many bytes), or a failure already worded
         except _Short as exc:
             failure = str(exc)
+        except _Unavailable as exc:
+            failure, asked = exc.reason, exc.retry_after
         except Exception as exc:  # the client's and its HTTP library's errors, worded by hub_failure
             failure = hub_failure(exc, source, token_sent, http)
-        if not received.bytes or attempts >= MAX_ATTEMPTS:
-            if attempts > 1:
-                failure += f" (after {attempts} attempts, {sink.offset} bytes kept for resuming)"
-            raise FetchError(label, [failure])
+            if not isinstance(exc, (http.TimeoutException, http.NetworkError, http.RemoteProtocolError)):
+                raise FetchError(label, [failure]) from None
+            if isinstance(exc, http.ConnectError):
+                raise FetchError(label, [failure]) from None  # nothing answers there: next mirror
+        wait = retries.wait_before_next(bool(received.bytes), asked)
+        if wait is None:
+            raise FetchError(label, [retries.given_up(failure, sink.offset, asked)])
+        if wait:
+            time.sleep(wait)
+
+
+class _Unavailable(Exception):
+    """The server answered 408/429/5xx: it may answer later."""
+
+    def __init__(self, reason: str, retry_after: float | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 class _Counter:
@@ -281,6 +297,9 @@ def _attempt(
             if match and int(match.group(1)) == start:
                 return  # the bytes held already are the whole file
             raise _Restart("the server cannot resume from the bytes held")
+        if status in TRANSIENT_STATUSES:
+            reason = f"HTTP {status} {response.reason_phrase or ''}".strip()
+            raise _Unavailable(reason, retry_after_seconds(response.headers.get("Retry-After")))
         if status >= 400:
             hf_raise_for_status(response)
         if status == 206 and start:

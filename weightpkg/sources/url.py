@@ -1,10 +1,12 @@
-"""Plain URLs and their mirrors: streamed in 1 MiB chunks, resumed with Range after a drop."""
+"""Plain URLs and their mirrors: streamed in 1 MiB chunks, resumed with Range after a drop,
+retried with bounded backoff while the failure looks transient."""
 
 from __future__ import annotations
 
 import os
 import re
 import stat
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -13,9 +15,7 @@ from ..core.digest import CHUNK_SIZE
 from ..core.recipe import UrlSource
 from ..errors import FetchError
 from . import Candidate, FetchContext, Sink, copy_into
-
-#: Attempts on one URL while each attempt makes progress (a dropped connection is resumed).
-MAX_ATTEMPTS = 5
+from .retry import MAX_ATTEMPTS, TRANSIENT_STATUSES, Retries, retry_after_seconds
 
 
 def candidates(source: UrlSource, ctx: FetchContext) -> list[Candidate]:
@@ -32,8 +32,10 @@ def _fetcher(url: str, ctx: FetchContext):
 def download(url: str, sink: Sink, ctx: FetchContext) -> None:
     """Bring the bytes at ``url`` into ``sink``, resuming from ``sink.offset`` when it can.
 
-    A dropped connection or a short body is retried (resuming) while each attempt brings
-    bytes; FetchError says which URL failed and why, in one line.
+    Transient failures (a dropped connection, a short body, a stall, HTTP 408/429/5xx) are
+    retried on this URL with bounded backoff, honouring Retry-After; a refused connection, an
+    unknown host, a redirect loop or another status fail at once, so the next mirror is tried.
+    FetchError says which URL failed and why, in one line.
     """
     if url.startswith("file://"):
         _copy_file_url(url, sink, ctx)
@@ -41,11 +43,12 @@ def download(url: str, sink: Sink, ctx: FetchContext) -> None:
     import requests
     import urllib3
 
-    attempts = 0
+    retries = Retries()
     while True:
-        attempts += 1
+        retries.start()
         start = sink.offset
         received = _Counter()
+        asked: float | None = None
         headers = {"Accept-Encoding": "identity"}
         if start:
             headers["Range"] = f"bytes={start}-"
@@ -60,13 +63,17 @@ def download(url: str, sink: Sink, ctx: FetchContext) -> None:
                 return
         except _RangeRejected:
             sink.restart()
-            if attempts >= MAX_ATTEMPTS:
+            if retries.attempts >= MAX_ATTEMPTS:
                 raise FetchError(url, ["server keeps rejecting range requests"]) from None
             continue
+        except _Unavailable as exc:
+            failure, asked = exc.reason, exc.retry_after
         except requests.exceptions.TooManyRedirects:
-            raise FetchError(url, ["too many redirects"]) from None
-        except (requests.exceptions.Timeout, urllib3.exceptions.ReadTimeoutError) as exc:
-            failure = f"timed out ({_reason(exc)})"
+            raise FetchError(url, [f"too many redirects (more than {ctx.session.max_redirects})"]) from None
+        except requests.exceptions.ConnectTimeout:
+            failure = f"no connection within {ctx.connect_timeout:g} s (the connect timeout)"
+        except (requests.exceptions.Timeout, urllib3.exceptions.ReadTimeoutError):
+            failure = f"stalled: nothing received for {ctx.read_timeout:g} s (the read timeout)"
         except _ShortBody as exc:
             failure = str(exc)
         except (
@@ -75,12 +82,28 @@ def download(url: str, sink: Sink, ctx: FetchContext) -> None:
             urllib3.exceptions.HTTPError,
         ) as exc:
             failure = _reason(exc)
+            if failure in _NOT_THERE:
+                raise FetchError(url, [failure]) from None
         except requests.exceptions.RequestException as exc:
             raise FetchError(url, [_reason(exc)]) from None
-        if not received.bytes or attempts >= MAX_ATTEMPTS:
-            if attempts > 1:
-                failure += f" (after {attempts} attempts, {sink.offset} bytes kept for resuming)"
-            raise FetchError(url, [failure])
+        wait = retries.wait_before_next(bool(received.bytes), asked)
+        if wait is None:
+            raise FetchError(url, [retries.given_up(failure, sink.offset, asked)])
+        if wait:
+            time.sleep(wait)
+
+
+#: Causes that mean nothing answers at this address: retrying would only delay the next mirror.
+_NOT_THERE = ("connection refused", "host name could not be resolved")
+
+
+class _Unavailable(Exception):
+    """The server answered 408/429/5xx: it may answer later."""
+
+    def __init__(self, reason: str, retry_after: float | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 class _RangeRejected(Exception):
@@ -101,6 +124,8 @@ _UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
 
 
 def _receive(url: str, response: Any, sink: Sink, start: int, received: _Counter, ctx: FetchContext) -> None:
+    import urllib3
+
     status = response.status_code
     expected = getattr(sink, "expected_size", None)
     if status == 416 and start:
@@ -110,6 +135,8 @@ def _receive(url: str, response: Any, sink: Sink, start: int, received: _Counter
         raise _RangeRejected
     if status not in (200, 206):
         reason = f"HTTP {status} {response.reason or ''}".strip()
+        if status in TRANSIENT_STATUSES:
+            raise _Unavailable(reason, retry_after_seconds(response.headers.get("Retry-After")))
         raise FetchError(url, [reason])
     total: int | None
     if status == 206 and start:
@@ -127,11 +154,17 @@ def _receive(url: str, response: Any, sink: Sink, start: int, received: _Counter
     label = f"url {url}"
     # Read the raw stream (we asked for identity encoding): urllib3 hands over what arrived
     # before a dropped connection, where iter_content would lose up to a whole chunk.
-    for chunk in response.raw.stream(CHUNK_SIZE, decode_content=False):
-        if chunk:
-            sink.write(chunk)
-            received.bytes += len(chunk)
-            ctx.report(label, sink.offset, total)
+    try:
+        for chunk in response.raw.stream(CHUNK_SIZE, decode_content=False):
+            if chunk:
+                sink.write(chunk)
+                received.bytes += len(chunk)
+                ctx.report(label, sink.offset, total)
+    except urllib3.exceptions.ProtocolError as exc:
+        # Said in the file's terms: urllib3 counts this attempt's bytes only.
+        cause = "" if "IncompleteRead" in str(exc) else f" ({_reason(exc)})"
+        of = f" of {total}" if total is not None else ""
+        raise _ShortBody(f"body ended after {sink.offset}{of} bytes{cause}") from None
     if total is not None and sink.offset < total:
         raise _ShortBody(f"body ended after {sink.offset} of {total} bytes")
 
