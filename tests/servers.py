@@ -28,7 +28,8 @@ class Fault:
     ``redirect``: answer 302 to this URL; ``body``: serve these bytes instead of the file's;
     ``content_length``: announce this length whatever is sent; ``cut_after``: send this many body
     bytes then close (``reset``: with a TCP reset instead of a clean close); ``stall``: after
-    ``cut_after`` bytes (or before the body), wait this many seconds first; ``ignore_range``:
+    ``cut_after`` bytes (or before the body), wait this many seconds first; ``hang``: wait this
+    many seconds before answering at all (then answer normally); ``ignore_range``:
     answer 200 with the whole file to a range request; ``rate``: send at most this many bytes
     per second (the path keeps its rate however many requests come).
     """
@@ -43,6 +44,7 @@ class Fault:
     content_length: int | None = None
     reset: bool = False
     stall: float | None = None
+    hang: float | None = None
     rate: int | None = None
 
 
@@ -100,6 +102,8 @@ class FileServer:
                         fault.times -= 1
                 else:
                     fault = None
+                if fault and fault.hang is not None:
+                    owner.stopping.wait(fault.hang)
                 if fault and fault.status is not None:
                     headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
                     self._send(fault.status, b"try later\n", "text/plain", body, headers)

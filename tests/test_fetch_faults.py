@@ -121,6 +121,8 @@ CASES = [
     ),
     Case("stall mid-body past the read timeout once", lambda s: Fault(cut_after=CUT, stall=STALL_S, times=1)),
     Case("stall before the body once", lambda s: Fault(stall=STALL_S, times=1), waited_s=0.5),
+    Case("no answer at all for longer than the read timeout, twice", lambda s: Fault(hang=STALL_S, times=2),
+         waited_s=1.5),
     Case(
         "stall every time",
         lambda s: Fault(cut_after=0, stall=STALL_S),
