@@ -108,11 +108,46 @@ def read_recipe(path: str | Path) -> LoadedRecipe:
         raise RecipeError([_toml_problem(shown, text, exc)]) from None
     except RecursionError:
         raise RecipeError([Problem(shown, "", "TOML nested too deeply to read")]) from None
+    except ValueError:  # int()'s limit: tomllib lets a decimal literal of over 4,300 digits through
+        long_number = _LONG_NUMBER.search(text)
+        line = text.count("\n", 0, long_number.start()) + 1 if long_number else None
+        message = "TOML syntax error: an integer too long to read (TOML integers are 64-bit)"
+        raise RecipeError([Problem(shown, "", message, line)]) from None
     try:
         lines = locate_keys(text)
     except (ValueError, IndexError, RecursionError):  # a scanner bug costs line numbers only
         lines = {}
-    return LoadedRecipe(path=path, data=data, lines=lines, text=text)
+    loaded = LoadedRecipe(path=path, data=data, lines=lines, text=text)
+    if wide := _wide_integers(data):
+        raise RecipeError(
+            [
+                Problem(shown, key, f"integer of {bits} bits out of range: TOML integers are 64-bit signed",
+                        loaded.line_of(key))
+                for key, bits in wide
+            ]
+        )
+    return loaded
+
+
+_LONG_NUMBER = re.compile(r"(?<![0-9_])[0-9][0-9_]{4299,}")  # from a run's start only: linear
+_INT64 = range(-(2**63), 2**63)
+
+
+def _wide_integers(data: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """(key path, bit length) of every integer outside 64 bits. TOML says such a value must be an
+    error; tomllib keeps it (0x followed by 4,000 digits), and its repr() in a later message would
+    raise ValueError past Python's 4,300-digit limit for int-to-str conversion."""
+    found: list[tuple[str, int]] = []
+    stack: list[tuple[list[PathPart], Any]] = [([], data)]
+    while stack:
+        parts, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(([*parts, key], item) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend(([*parts, i], item) for i, item in reversed(list(enumerate(value))))
+        elif isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+            found.append((render(parts), value.bit_length()))
+    return found
 
 
 def _toml_problem(shown: str, text: str, exc: Exception) -> Problem:

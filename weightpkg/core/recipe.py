@@ -406,9 +406,10 @@ def _semantic_problems(data: Mapping[str, Any], reworded: set[str] | None = None
                 value = source.get(key)
                 urls = [value] if isinstance(value, str) else value if isinstance(value, list) else []
                 for k, url in enumerate(urls):
-                    where = [*at, key] if isinstance(value, str) else [*at, key, k]
+                    # Its own name: rebinding ``where`` misplaced every later source's key path.
+                    at_url = [*at, key] if isinstance(value, str) else [*at, key, k]
                     if isinstance(url, str) and (why := url_problem(url)):
-                        out.append((render(where), why))
+                        out.append((render(at_url), why))
             member = source.get("member")
             members = [member] if isinstance(member, str) else member
             if isinstance(members, list):
@@ -548,8 +549,9 @@ def _seed_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
                     "a seed-sensitivity report measures with reproducibility.functional; it needs a command",
                 )
             )
+        tests = stress if isinstance(stress, list) else []  # `stress = 5` is the schema's to report
         names = {"clean"} | {
-            s["name"] for s in stress or [] if isinstance(s, Mapping) and isinstance(s.get("name"), str)
+            s["name"] for s in tests if isinstance(s, Mapping) and isinstance(s.get("name"), str)
         }
         accept = seeds.get("accept")
         for row in accept if isinstance(accept, Mapping) else ():

@@ -59,7 +59,17 @@ def _validator(name: str) -> Any:
 
     schema = load_schema(name)
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
+    # jsonschema matches "pattern" with Python's re, whose "$" also matches before a final
+    # newline: "<64 hex digits>\n" passed as a sha256, then failed (ValueError) in the model.
+    return jsonschema.validators.extend(cls, {"pattern": _pattern_keyword})(schema)
+
+
+def _pattern_keyword(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    """JSON Schema's "pattern" with ECMA-262's meaning of "$" (the end of the string only)."""
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and _compiled(pattern).search(instance) is None:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 def _toml_type(value: Any) -> str:
@@ -170,7 +180,14 @@ def _describe(error: Any) -> Iterator[tuple[str, str]]:
     elif kind == "minimum":
         yield where, f"must be at least {error.validator_value}, got {_short(instance)}"
     elif kind == "oneOf" and path and path[-1] == "member":
-        yield where, f"expected a path string or an array of path strings, got {_short(instance)}"
+        # An empty name is a string of the right type: say what is wrong with it, and where.
+        items = instance if isinstance(instance, list) else []
+        empty = [render([*path, k]) for k, m in enumerate(items) if m == ""]
+        if instance in ("", []) or (empty and all(isinstance(m, str) for m in instance)):
+            for key in empty or [where]:
+                yield key, "must not be empty"
+        else:
+            yield where, f"expected a path string or an array of path strings, got {_short(instance)}"
     else:
         yield where, error.message
 
@@ -181,8 +198,9 @@ _SOURCE_KINDS = frozenset({"path", "url", "pypi", "deb", "hf", "recipe"})
 
 def _source_context(instance: Any) -> str:
     """' for a pypi source' where the table is a source, so the fix is obvious."""
-    if isinstance(instance, Mapping) and instance.get("kind") in _SOURCE_KINDS:
-        return f" for a {instance['kind']} source"
+    kind = instance.get("kind") if isinstance(instance, Mapping) else None
+    if isinstance(kind, str) and kind in _SOURCE_KINDS:  # `kind = []` is unhashable: TypeError
+        return f" for a {kind} source"
     return ""
 
 
@@ -211,9 +229,25 @@ def _json_equal(a: Any, b: Any) -> bool:
 
 @functools.cache
 def _compiled(pattern: str) -> Any:
+    """``pattern`` compiled as JSON Schema (ECMA-262) reads it: an unescaped "$" outside a
+    character class ends the string, so it becomes Python's "\\Z" (Python's "$" would also
+    match before a trailing newline, letting "name\\n" through every anchored pattern)."""
     import re
 
-    return re.compile(pattern)
+    out, escaped, in_class = [], False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            char = "\\Z"
+        out.append(char)
+    return re.compile("".join(out))
 
 
 def _quick_valid(value: Any, node: Any, root: Mapping[str, Any]) -> bool:

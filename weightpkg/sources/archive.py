@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import lzma
+import posixpath
 import stat
 import tarfile
 import zipfile
@@ -17,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
+from ..core.recipe import unsafe_relpath
 from ..errors import UnsafeArchiveError
 from . import FetchContext, FileSink, Sink, copy_into
 
@@ -51,6 +53,8 @@ def extract_chain(
 @contextlib.contextmanager
 def open_member(archive: Path, member: str, shown: str) -> Iterator[tuple[CheckedStream, int]]:
     """The member's bytes as a stream and its size; UnsafeArchiveError when it cannot be trusted."""
+    if why := unsafe_relpath(member):  # a name like '../x' or '/x' is refused whoever asks for it
+        raise UnsafeArchiveError(shown, member, f"the name {why}")
     with open(archive, "rb") as probe:
         magic = probe.read(4)
     if magic.startswith(b"PK\x03\x04") or magic.startswith(b"PK\x05\x06"):
@@ -74,8 +78,11 @@ def _zip_member(archive: Path, member: str, shown: str) -> Iterator[tuple[Checke
         infos = [i for i in zf.infolist() if i.filename == member]
         if not infos:
             raise UnsafeArchiveError(shown, member, _missing(member, zf.namelist()))
-        if len(infos) > 1:
-            raise UnsafeArchiveError(shown, member, f"appears {len(infos)} times in the archive")
+        names = [i.filename for i in zf.infolist()]
+        aliases = [n for n in names if n != member and extracted_as(n) == member]
+        if len(infos) > 1 or aliases:
+            times = f"appears {len(infos) + len(aliases)} times in the archive"
+            raise UnsafeArchiveError(shown, member, times + _also(aliases))
         info = infos[0]
         mode = info.external_attr >> 16
         if info.is_dir():
@@ -137,6 +144,7 @@ def open_tar_member(tf: tarfile.TarFile, member: str, shown: str) -> tuple[Check
     wanted = tar_name(member)
     found: tarfile.TarInfo | None = None
     names: list[str] = []
+    aliases: list[str] = []
     try:
         for info in tf:
             name = tar_name(info.name)
@@ -145,10 +153,14 @@ def open_tar_member(tf: tarfile.TarFile, member: str, shown: str) -> tuple[Check
                 if found is not None:
                     raise UnsafeArchiveError(shown, member, "appears twice in the archive")
                 found = info
+            elif extracted_as(info.name) == wanted:
+                aliases.append(info.name)
     except CORRUPTION as exc:
         raise UnsafeArchiveError(shown, member, f"corrupt tar: {exc}") from None
     if found is None:
         raise UnsafeArchiveError(shown, member, _missing(wanted, names))
+    if aliases:
+        raise UnsafeArchiveError(shown, member, "appears twice in the archive" + _also(aliases))
     if found.issym() or found.islnk():
         raise UnsafeArchiveError(shown, member, f"is a link to {found.linkname!r}; name its target instead")
     if not found.isfile():
@@ -157,6 +169,17 @@ def open_tar_member(tf: tarfile.TarFile, member: str, shown: str) -> tuple[Check
     if handle is None:  # pragma: no cover - isfile() above rules this out
         raise UnsafeArchiveError(shown, member, "cannot be read")
     return CheckedStream(handle, shown, member), found.size
+
+
+def extracted_as(name: str) -> str:
+    """The file an extractor writes for the member ``name``: '\\' read as '/' (as on Windows), and
+    '.', '..', '//' and a leading '/' resolved away (as zipfile, pip and tar's filters do). Two
+    members that land on one file are one name twice: which of them did the check read?"""
+    return posixpath.normpath("/" + name.replace("\\", "/")).lstrip("/")
+
+
+def _also(aliases: list[str]) -> str:
+    return f" (also as {', '.join(repr(a) for a in aliases[:3])})" if aliases else ""
 
 
 def _missing(member: str, names: list[str]) -> str:
