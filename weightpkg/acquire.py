@@ -11,7 +11,7 @@ from .core.digest import Digest
 from .core.recipe import Recipe, Source
 from .errors import FetchError, IntegrityError, UnsafeArchiveError, UsageError
 from .sources import FetchContext, FileSink, Progress, candidates
-from .store import PinMismatch, Store
+from .store import NO_SPACE, PinMismatch, Store, store_failure
 from .tensorfiles import file_content_digest
 
 #: Failures that mean "this candidate did not deliver; try the next one".
@@ -89,6 +89,12 @@ def obtain(store: Store, pin: Pin, sources: Sequence[Source], ctx: FetchContext)
                     try:
                         candidate.fetch(ingest)
                         path = ingest.commit()
+                    except OSError as exc:
+                        # A source's scratch (an outer archive) lives on the store's disk too:
+                        # a full disk is the store's failure, not this candidate's.
+                        if exc.errno not in NO_SPACE:
+                            raise
+                        raise store_failure(pin.path, label, exc, store.root, "; nothing was added") from None
                     except CANDIDATE_FAILURES as exc:
                         resumed = start > 0 and not ingest.restarted
                         ingest.reopen()

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -30,7 +31,7 @@ from .acquire import Pin, fetch_context, obtain
 from .core.digest import Digest, hash_stream
 from .core.recipe import SEED_PLACEHOLDER, Input, Recipe
 from .errors import BuildError, FetchError, IntegrityError, UsageError
-from .store import Store
+from .store import Store, store_failure, write_all
 
 EnvMode = Literal["venv", "current"]
 #: Lines of build output and other news, for the terminal (the CLI decides where they go).
@@ -221,16 +222,23 @@ def check_buildable(recipe: Recipe) -> None:
 # --- isolation and environment -------------------------------------------------------------------
 
 
+#: unshare's options for a new PID namespace whose processes all die with unshare (its child,
+#: PID 1 there, gets SIGKILL when unshare dies, and takes the namespace with it), with its own
+#: /proc so that a build's os.getpid() and /proc agree.
+PID_NAMESPACE = ["--pid", "--fork", "--kill-child", "--mount-proc"]
+PID_NAMESPACE_NOTE = "; processes: a new PID namespace, so nothing the build starts outlives it"
+
+
 @functools.cache
 def network_isolation() -> tuple[list[str], str]:
     """The command prefix that takes the network away, and what it is, tried for real: a new
-    network namespace as root, else one inside a new user namespace, else none (said so)."""
+    network namespace as root, else one inside a new user namespace, else none (said so). Each
+    comes with a new PID namespace where the kernel allows one, else without."""
     unshare = shutil.which("unshare")
     if unshare is None:
         return [], "none: unshare (util-linux) is not installed; the build can reach the network"
-    attempts = [[unshare, "--net", "--"], [unshare, "--map-root-user", "--net", "--"]]
-    if os.geteuid() != 0:
-        attempts.pop(0)
+    users = [[], ["--map-root-user"]] if os.geteuid() == 0 else [["--map-root-user"]]
+    attempts = [[unshare, *user, "--net", *pids, "--"] for user in users for pids in (PID_NAMESPACE, [])]
     for prefix in attempts:
         try:
             done = subprocess.run([*prefix, "true"], capture_output=True, timeout=30)
@@ -240,7 +248,8 @@ def network_isolation() -> tuple[list[str], str]:
             kind = "a new network namespace" + (
                 " in a new user namespace" if "--map-root-user" in prefix else ""
             )
-            return prefix, f"network: {kind} (unshare), holding only a loopback interface that is down"
+            pids = PID_NAMESPACE_NOTE if "--pid" in prefix else ""
+            return prefix, f"network: {kind} (unshare), holding only a loopback interface that is down{pids}"
     return [], "none: the kernel refused a new network namespace here; the build can reach the network"
 
 
@@ -437,6 +446,64 @@ def _command(
     return out
 
 
+class LogUnwritable(BuildError):
+    """A command's log cannot be written (the disk is full): the command is stopped, or never
+    started, rather than run with no record of what it said."""
+
+    def __init__(self, log_file: Path, error: OSError, outcome: str) -> None:
+        self.error = error
+        self.outcome = outcome
+        super().__init__(f"{log_file}: cannot write the log: {error.strerror}; {outcome}")
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+@functools.cache
+def _prctl() -> Any:
+    """libc's prctl, resolved before any fork (a forked child should call, not look up)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _dies_with_us() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking the kernel to SIGKILL the child when this process dies, however it
+    dies (SIGKILL included), so a build never outlives a killed weightpkg. It survives the exec
+    of unshare and of the command (neither is set-user-ID); unshare passes it on to its own child
+    (``--kill-child``). The kernel ties it to the thread that starts the child, which waits for
+    the child in :func:`run_isolated`. None where there is no prctl: the process group is still
+    killed on the way out of every error this process lives through."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    import ctypes
+
+    parent = os.getpid()
+
+    def setup() -> None:
+        prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGKILL))
+        if os.getppid() != parent:  # we died before the request was made: follow now
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return setup
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the command's process group (it leads its own session): the command and whatever
+    it started that stayed in the group."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+
+
 def run_isolated(
     argv: Sequence[str],
     *,
@@ -447,11 +514,21 @@ def run_isolated(
     timeout: float | None = None,
 ) -> tuple[int, list[str], float]:
     """Run ``argv`` without network (where possible), echoing its output line by line to
-    ``log`` and keeping it in ``log_file``; the exit code, the last lines, and seconds taken."""
+    ``log`` and keeping it in ``log_file``; the exit code, the last lines, and seconds taken.
+
+    Nothing the command starts outlives this call, nor this process if it is killed: the
+    command leads its own process group, killed on every way out; it gets SIGKILL from the
+    kernel when this process dies; and in a PID namespace (see :func:`network_isolation`) its
+    descendants die with it.
+    """
     prefix, _ = network_isolation()
     tail: list[str] = []
     started = time.monotonic()
-    with open(log_file, "ab") as keep:
+    try:
+        keep = open(log_file, "ab", buffering=0)  # a full disk shows at the write, not at close
+    except OSError as exc:
+        raise LogUnwritable(log_file, exc, "the command was not run") from None
+    with keep:
         try:
             process = subprocess.Popen(
                 [*prefix, *argv],
@@ -460,22 +537,30 @@ def run_isolated(
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_dies_with_us(),
             )
         except OSError as exc:
             raise BuildError(f"cannot run {argv[0]}: {exc.strerror}") from None
-        timer = threading.Timer(timeout, process.kill) if timeout else None
+        timer = threading.Timer(timeout, _kill_group, (process,)) if timeout else None
         if timer:
             timer.start()
         try:
             assert process.stdout is not None
             for raw in process.stdout:
-                keep.write(raw)
                 line = raw.decode("utf-8", "replace").rstrip("\n")
                 tail = [*tail[-(LOG_TAIL_LINES - 1) :], line]
                 log(line)
+                try:
+                    write_all(keep, raw)
+                except OSError as exc:
+                    raise LogUnwritable(log_file, exc, "the command was stopped") from None
+            if hasattr(os, "waitid"):  # exited but not reaped: its pid, the group's id, stays ours
+                os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+            _kill_group(process)  # stragglers the command left in its group
             code = process.wait()
         except BaseException:
-            process.kill()
+            _kill_group(process)
             process.wait()
             raise
         finally:
@@ -587,7 +672,8 @@ def rebuild(
         facts = interpreter_facts(python, None if env_mode == "current" else Path(python).parent.parent)
         _, isolation = network_isolation()
         with build_folder(store, drv) as (workdir, home):
-            _stage_inputs(recipe, stored_inputs, workdir)
+            with _writing(store, workdir, "cannot put the inputs in the build folder"):
+                _stage_inputs(recipe, stored_inputs, workdir)
             return _run_build(
                 recipe,
                 store,
@@ -614,6 +700,16 @@ def _run_env(recipe: Recipe, python: Path | str, home: Path, seed: int | None = 
 
 
 @contextlib.contextmanager
+def _writing(store: Store, what: Path, doing: str) -> Iterator[None]:
+    """The OS's errors while writing ``what`` in the store as one StoreError line (a full disk
+    named as such), not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise store_failure(str(what), doing, exc, store.root) from None
+
+
+@contextlib.contextmanager
 def build_folder(store: Store, drv: Digest) -> Iterator[tuple[Path, Path]]:
     """``tmp/build-<derivation>/{build,home}``: fresh, the same path every time the same
     derivation is built (a path can end up in outputs), one build of it at a time, removed after."""
@@ -622,8 +718,9 @@ def build_folder(store: Store, drv: Digest) -> Iterator[tuple[Path, Path]]:
         shutil.rmtree(root, ignore_errors=True)
         workdir, home = root / "build", root / "home"
         try:
-            for folder in (workdir, home / "tmp"):
-                folder.mkdir(parents=True)
+            with _writing(store, root, "cannot make the build folder"):
+                for folder in (workdir, home / "tmp"):
+                    folder.mkdir(parents=True)
             yield workdir, home
         finally:
             shutil.rmtree(root, ignore_errors=True)
@@ -652,15 +749,22 @@ def _run_build(
     run_env = _run_env(recipe, python, home, seed)
     command = build_command(recipe, seed)
     argv = _command(command, python)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.unlink(missing_ok=True)
+    with _writing(store, log_path, "cannot start the build log"):
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.unlink(missing_ok=True)
     say(f"building {recipe.id} in {workdir} ({isolation})")
     for change in substitutions:
         say(f"input {change.input}: {change.origin}, sha256 {change.sha256.hex[:12]}…, not the recipe's pin")
     say("$ " + " ".join(command))
-    code, tail, seconds = run_isolated(
-        argv, cwd=workdir, env=run_env, log_file=log_path, log=say, timeout=timeout
-    )
+    try:
+        code, tail, seconds = run_isolated(
+            argv, cwd=workdir, env=run_env, log_file=log_path, log=say, timeout=timeout
+        )
+    except LogUnwritable as exc:
+        outcome = f"; {exc.outcome} and nothing entered the store"
+        raise store_failure(
+            str(log_path), "cannot write the build log", exc.error, store.root, outcome
+        ) from None
     if code != 0:
         shown = "\n".join(f"  {line}" for line in tail)
         raise BuildError(

@@ -49,6 +49,30 @@ def entry_name(digest: Digest, name: str) -> str:
     return f"{digest.nix32}-{clean[:200]}"
 
 
+#: What the OS says when a disk (or the user's quota, or the file system's inodes) is full.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def store_failure(what: str, doing: str, exc: OSError, root: Path, outcome: str = "") -> StoreError:
+    """One line for an OS error while writing to the store; a full disk is named as such, with
+    the store's root, since the fix (free space there) is the same whatever was being written."""
+    full = exc.errno in NO_SPACE
+    why = f"no space left on the store's disk ({root})" if full else exc.strerror or str(exc)
+    return StoreError(f"{what}: {doing}: {why}{outcome}")
+
+
+def write_all(handle: Any, data: bytes | bytearray | memoryview) -> None:
+    """Write every byte to an unbuffered file: a raw write may take only part of the bytes
+    (on a disk filling up, it takes what fits and says how many), and the rest must follow
+    (or fail with the reason) rather than be counted as written."""
+    view = memoryview(data).cast("B")
+    while view:
+        written = handle.write(view)
+        if not written:
+            raise OSError(errno.EIO, "the write took no bytes")
+        view = view[written:]
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -87,6 +111,9 @@ class Ingest:
         self._file: Any = None
         self._hasher = StreamHasher()
 
+    def _failure(self, doing: str, exc: OSError, what: str | None = None) -> StoreError:
+        return store_failure(what or self.name, doing, exc, self.store.root, "; nothing was added")
+
     @property
     def present(self) -> bool:
         """Whether this pin's entry, under this name, is already in the store."""
@@ -113,7 +140,7 @@ class Ingest:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 link.unlink()
-            raise StoreError(f"{self.name}: cannot add to the store: {exc.strerror}") from None
+            raise self._failure("cannot add to the store", exc) from None
         return self.final
 
     @property
@@ -123,6 +150,10 @@ class Ingest:
 
     def _open(self) -> None:
         try:
+            # A run killed inside commit() may leave a complete partial already made read-only.
+            with contextlib.suppress(FileNotFoundError):
+                if not os.stat(self.partial).st_mode & stat.S_IWUSR:
+                    os.chmod(self.partial, 0o644)
             self._file = open(self.partial, "ab+", buffering=0)
             self._file.seek(0)
             if os.fstat(self._file.fileno()).st_size > self.expected_size:
@@ -134,7 +165,7 @@ class Ingest:
                 hasher.update(view[:n])
         except OSError as exc:
             self.close()
-            raise StoreError(f"{self.partial}: cannot use the partial download: {exc.strerror}") from None
+            raise self._failure("cannot use the partial download", exc, str(self.partial)) from None
         self._hasher = hasher
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -147,14 +178,10 @@ class Ingest:
                 actual=f"more than {self.expected_size} bytes",
             )
         try:
-            self._file.write(data)
+            write_all(self._file, data)
         except OSError as exc:
             self.discard()
-            if exc.errno == errno.ENOSPC:
-                raise StoreError(
-                    f"{self.name}: no space left on the store's disk ({self.store.root}); nothing was added"
-                ) from None
-            raise StoreError(f"{self.name}: cannot write to the store: {exc.strerror}") from None
+            raise self._failure("cannot write to the store", exc) from None
         self._hasher.update(data)
 
     def restart(self) -> None:
@@ -185,7 +212,7 @@ class Ingest:
             _fsync_dir(self.final.parent)
         except OSError as exc:
             self.discard()
-            raise StoreError(f"{self.name}: cannot add to the store: {exc.strerror}") from None
+            raise self._failure("cannot add to the store", exc) from None
         return self.final
 
     def discard(self) -> None:
@@ -232,7 +259,7 @@ class Store:
             for sub in ("entries", "packages", "tmp", "locks"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the store at {self.root}: {exc.strerror}") from None
+            raise store_failure(str(self.root), "cannot create the store", exc, self.root) from None
 
     @contextlib.contextmanager
     def _flock(self, path: Path, mode: int) -> Iterator[None]:
@@ -240,7 +267,7 @@ class Store:
         try:
             handle = open(path, "a+b")
         except OSError as exc:
-            raise StoreError(f"{path}: cannot open the lock file: {exc.strerror}") from None
+            raise store_failure(str(path), "cannot open the lock file", exc, self.root) from None
         with handle:
             fcntl.flock(handle.fileno(), mode)
             try:
@@ -290,11 +317,13 @@ class Store:
     # --- manifests ------------------------------------------------------------------------------
 
     def write_manifest(self, package_id: str, manifest: Mapping[str, Any]) -> Path:
-        """Write ``packages/<id>.json`` atomically as sorted, indented JSON."""
+        """Write ``packages/<id>.json`` atomically as sorted, indented JSON. The bytes go to
+        ``tmp/`` first, so that what a killed run leaves is collected by gc (``packages/`` holds
+        nothing but manifests)."""
         self._ensure()
         path = self.root / "packages" / f"{_NAME_UNSAFE.sub('_', package_id)}.json"
         text = json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp = self.root / "tmp" / f"{path.stem}.{os.getpid()}.manifest"
         try:
             if path.is_file() and path.read_text("utf-8") == text:
                 return path
@@ -307,7 +336,7 @@ class Store:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            raise StoreError(f"{path}: cannot write the manifest: {exc.strerror}") from None
+            raise store_failure(str(path), "cannot write the manifest", exc, self.root) from None
         return path
 
     def read_manifest(self, package_id: str) -> dict[str, Any] | None:
@@ -362,7 +391,10 @@ class Store:
             return found, strays
         for path in sorted(folder.iterdir()):
             match = _ENTRY.fullmatch(path.name)
-            info = path.lstat()
+            try:
+                info = path.lstat()
+            except FileNotFoundError:  # collected by a gc running beside us (verify takes no lock)
+                continue
             try:
                 digest = Digest(nix32_decode(match.group(1), Digest.size)) if match else None
             except ValueError:
@@ -377,12 +409,18 @@ class Store:
         return self._scan()[0]
 
     def check(self) -> StoreCheck:
-        """Re-hash every entry and check every manifest against what is there."""
+        """Re-hash every entry and check every manifest against what is there. It takes no lock
+        (a read-only store can be checked): an entry gc removes meanwhile is passed over."""
         entries, strays = self._scan()
         result = StoreCheck(problems=list(strays))
+        gone = []
         for entry in entries:
-            with open(entry.path, "rb", buffering=0) as handle:
-                actual, _ = hash_stream(handle)
+            try:
+                with open(entry.path, "rb", buffering=0) as handle:
+                    actual, _ = hash_stream(handle)
+            except FileNotFoundError:
+                gone.append(entry)
+                continue
             if actual != entry.digest:
                 result.altered.append(entry)
                 result.problems.append(
@@ -391,7 +429,7 @@ class Store:
                 )
         referenced, unreadable = self.read_manifests()
         result.problems.extend(unreadable)
-        known = {e.name for e in entries}
+        known = {e.name for e in entries if e not in gone}
         for package, names in referenced.items():
             result.problems.extend(
                 f"{package}: entry {name} is missing" for name in names if name not in known
@@ -444,7 +482,12 @@ class Store:
         """A scratch folder for one run under tmp/, so that a killed run's leftovers are
         collected by gc (which never runs while a session holds the store)."""
         self._ensure()
-        folder = Path(tempfile.mkdtemp(prefix="run-", dir=self.root / "tmp"))
+        try:
+            folder = Path(tempfile.mkdtemp(prefix="run-", dir=self.root / "tmp"))
+        except OSError as exc:
+            raise store_failure(
+                str(self.root / "tmp"), "cannot make a scratch folder", exc, self.root
+            ) from None
         try:
             yield folder
         finally:
