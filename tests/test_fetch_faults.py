@@ -220,6 +220,7 @@ def test_a_fault_ends_in_the_right_bytes_or_one_clear_line(
     cause = [line for line in lines if servers.url in line]
     if case.error.startswith(("sha256 mismatch", "size mismatch")):
         assert re.search(case.error, f.problem), f.problem
+        assert f.problem.endswith(f" (from source 1 (url {servers.url}))")  # where the wrong bytes came from
         assert held == []  # wrong bytes are dropped, not kept for resuming
     else:
         assert re.fullmatch(rf"source 1 \(url {re.escape(servers.url)}\): {case.error}.*", cause[0]), cause[0]

@@ -201,3 +201,23 @@ def test_a_deb_without_a_copyright_file_declares_no_licence(tmp_path: Path, cli)
     [weights] = data["weights"]
     assert (weights["format"], weights["sources"][0]["declared-license"]) == ("onnx", "NONE")
     assert re.fullmatch(r"[0-9a-f]{64}", weights["sources"][0]["sha256"])
+
+
+def test_init_refuses_member_names_that_escape(tmp_path: Path, cli) -> None:
+    """A wheel is not trusted: a member named to escape its folder is neither offered nor taken."""
+    tensors = {"w": ("F32", [1], np.array([1.0], dtype=np.float32).tobytes())}
+    wheel = build_wheel(
+        tmp_path / "wheels",
+        "hostile",
+        "1.0",
+        {"x/..": b"folder", "a/../w.safetensors": safetensors_bytes(tensors), "ok/w.bin": b"\x80\x02N."},
+    )
+    for member, why in (("x/..", "contains '..' and would escape its folder"),
+                        ("a/../w.safetensors", "contains '..' and would escape its folder")):
+        done = cli("init", str(wheel), "--member", member)
+        assert done.returncode == 2
+        assert done.stderr == f"{wheel.name}: --member {member!r}: the member name {member!r} {why}\n"
+    done = cli("init", str(wheel))
+    assert done.returncode == 0, done.stderr
+    [weights] = tomllib.loads(done.stdout)["weights"]
+    assert weights["sources"][0]["member"] == "ok/w.bin"

@@ -116,7 +116,8 @@ def test_an_input_whose_pin_does_not_match_stops_before_the_command(
     assert "Traceback" not in done.stderr
     assert (
         f"{recipe}: input 'data.txt': sha256 mismatch: expected {'0' * 64}, "
-        f"got {sha256(b'some training data' + bytes([10]))}; the build command was not run"
+        f"got {sha256(b'some training data' + bytes([10]))} (from source 1 (path src/data.txt)); "
+        "the build command was not run"
     ) in done.stderr
     assert "trained" not in done.stderr and "building toy" not in done.stderr
     assert not (store_root / "logs").exists()

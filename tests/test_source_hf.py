@@ -205,7 +205,8 @@ def test_wrong_bytes_under_the_right_etag_are_refused_before_the_store(
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 1, done.stdout + done.stderr
     assert report_lines(done.stdout) == [
-        f"{recipe}: {NAME}: FAILED: sha256 mismatch: expected {sha256(BIG)}, got {sha256(other)}",
+        f"{recipe}: {NAME}: FAILED: sha256 mismatch: expected {sha256(BIG)}, got {sha256(other)} "
+        f"(from source 1 (hf {resolve_url(cdn_hub)}))",
         f"{recipe}: FAILED: test-pkg 1.0 (1 of 1 file failed)",
     ]
     assert "Traceback" not in done.stderr

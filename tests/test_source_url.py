@@ -184,8 +184,10 @@ def test_server_serving_other_bytes_fails_and_stores_nothing(tmp_path: Path, sto
     recipe = url_recipe(tmp_path, SMALL, f"{file_server.url}/w.bin")
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 1
-    assert f"{recipe}: w.bin: FAILED: sha256 mismatch: expected {sha256(SMALL)}, got {sha256(other)}" \
-        in report_lines(done.stdout)
+    assert (
+        f"{recipe}: w.bin: FAILED: sha256 mismatch: expected {sha256(SMALL)}, got {sha256(other)} "
+        f"(from source 1 (url {file_server.url}/w.bin))"
+    ) in report_lines(done.stdout)
     assert report_lines(done.stdout)[-1] == f"{recipe}: FAILED: test-pkg 1.0 (1 of 1 file failed)"
     assert entries(store_root) == []
     assert partials(store_root) == []
@@ -200,8 +202,10 @@ def test_body_longer_than_the_pin_is_refused_and_leaves_no_partial(tmp_path: Pat
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 1
     size = len(SMALL)
-    assert f"{recipe}: w.bin: FAILED: size mismatch: expected {size} bytes, got more than {size} bytes" \
-        in report_lines(done.stdout)
+    assert (
+        f"{recipe}: w.bin: FAILED: size mismatch: expected {size} bytes, got more than {size} bytes "
+        f"(from source 1 (url {file_server.url}/w.bin))"
+    ) in report_lines(done.stdout)
     assert entries(store_root) == []
     assert list((store_root / "tmp").iterdir()) == []
 

@@ -64,7 +64,10 @@ def test_wrong_sha256_fails_naming_file_expected_and_actual(tmp_path: Path, stor
     recipe = local_recipe(tmp_path, data, pin=wrong)
     done = cli("--store", str(store_root), "verify", str(recipe))
     assert done.returncode == 1
-    line = f"{recipe}: w.safetensors: FAILED: sha256 mismatch: expected {wrong}, got {sha256(data)}"
+    line = (
+        f"{recipe}: w.safetensors: FAILED: sha256 mismatch: expected {wrong}, got {sha256(data)} "
+        "(from source 1 (path files/w.safetensors))"
+    )
     assert line in done.stdout.splitlines()
     assert f"{recipe}: FAILED: test-pkg 1.0 (1 of 1 file failed)" in done.stdout
     assert list((store_root / "entries").iterdir()) == []

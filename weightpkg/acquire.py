@@ -64,7 +64,7 @@ def obtain(store: Store, pin: Pin, sources: Sequence[Source], ctx: FetchContext)
     delivered wrong bytes (with the other failures as its notes), else FetchError listing all.
     """
     notes: list[str] = []
-    wrong: list[tuple[int, IntegrityError]] = []  # (index of its note, error)
+    wrong: list[tuple[int, IntegrityError, str]] = []  # (index of its note, error, candidate)
     with store.ingest(pin.sha256, pin.size, pin.name) as ingest:
         if ingest.present:
             return Obtained(ingest.final, None)
@@ -105,16 +105,16 @@ def obtain(store: Store, pin: Pin, sources: Sequence[Source], ctx: FetchContext)
                             notes.append(f"{label}: resumed bytes did not match; starting over")
                             continue
                         if isinstance(exc, PinMismatch):
-                            wrong.append((len(notes), exc))
+                            wrong.append((len(notes), exc, label))
                         notes.append(f"{label}: {failure_reason(exc)}")
                         break
                     return Obtained(path, label, notes)
     if wrong:
         # Wrong bytes are the finding that matters; the other failures travel along.
-        index, last = wrong[-1]
+        index, last, label = wrong[-1]
         others = notes[:index] + notes[index + 1 :]
         raise IntegrityError(
-            pin.path, expected=last.expected, actual=last.actual, kind=last.kind, notes=others
+            pin.path, expected=last.expected, actual=last.actual, kind=last.kind, notes=others, source=label
         )
     raise FetchError(f"{pin.path}: no source delivered it", notes)
 

@@ -416,8 +416,7 @@ def fetch_inputs(recipe: Recipe, store: Store, ctx: Any) -> dict[str, Path]:
             got = obtain(store, pin, item.sources, ctx)
         except IntegrityError as exc:
             raise BuildError(
-                f"{recipe.origin}: input {item.name!r}: {exc.kind} mismatch: expected {exc.expected}, "
-                f"got {exc.actual}; the build command was not run"
+                f"{recipe.origin}: input {item.name!r}: {exc.mismatch}; the build command was not run"
             ) from None
         except FetchError as exc:
             attempts = "".join(f"\n  {a}" for a in exc.attempts)

@@ -99,14 +99,29 @@ class IntegrityError(WeightpkgError):
     exit_code = 1
 
     def __init__(
-        self, what: str, *, expected: str, actual: str, kind: str = "sha256", notes: Iterable[str] = ()
+        self,
+        what: str,
+        *,
+        expected: str,
+        actual: str,
+        kind: str = "sha256",
+        notes: Iterable[str] = (),
+        source: str | None = None,
     ) -> None:
         self.what = what
         self.kind = kind
         self.expected = expected
         self.actual = actual
         self.notes = tuple(notes)
-        super().__init__(f"{what}: {kind} mismatch: expected {expected}, got {actual}")
+        #: Where the wrong bytes came from (a source and its URL), when it is known.
+        self.source = source
+        super().__init__(f"{what}: {self.mismatch}")
+
+    @property
+    def mismatch(self) -> str:
+        """``KIND mismatch: expected X, got Y`` and, when known, where Y came from."""
+        origin = f" (from {self.source})" if self.source else ""
+        return f"{self.kind} mismatch: expected {self.expected}, got {self.actual}{origin}"
 
 
 class UnsafeArchiveError(WeightpkgError):

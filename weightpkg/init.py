@@ -29,7 +29,7 @@ from typing import Any
 
 from . import hash_file
 from .core.digest import Digest
-from .core.recipe import NO_LICENSE, canonical_license, license_problem
+from .core.recipe import NO_LICENSE, canonical_license, license_problem, unsafe_relpath
 from .errors import UsageError, write_atomically
 
 #: Members picked when none is named: the extensions weights are published with.
@@ -327,13 +327,17 @@ def _chosen(members: Sequence[str], names: Sequence[str], shown: str) -> Iterato
     if members:
         for member in members:
             chain = tuple(part for part in member.split("::"))
+            for part in chain:
+                if why := unsafe_relpath(part):
+                    raise UsageError(f"{shown}: --member {member!r}: the member name {part!r} {why}")
             if chain[0] not in names:
                 close = [n for n in names if n.endswith(PurePosixPath(chain[0]).name)][:5]
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 raise UsageError(f"{shown}: no member {chain[0]!r}{hint}")
             yield chain
         return
-    picked = [n for n in names if n.lower().endswith(WEIGHT_SUFFIXES)]
+    # A name that escapes its folder is never offered: a recipe naming it would not pass lint.
+    picked = [n for n in names if n.lower().endswith(WEIGHT_SUFFIXES) and unsafe_relpath(n) is None]
     if not picked:
         shown_names = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
         raise UsageError(f"{shown}: no member looks like weights; name one with --member ({shown_names})")

@@ -285,9 +285,7 @@ def fetch_recipe(
                 got = obtain(store, pin, sources, ctx)
             except IntegrityError as exc:
                 file_report.notes.extend(exc.notes)
-                file_report.fail(
-                    f"{exc.kind}-mismatch", f"{exc.kind} mismatch: expected {exc.expected}, got {exc.actual}"
-                )
+                file_report.fail(f"{exc.kind}-mismatch", exc.mismatch)
                 continue
             except FetchError as exc:
                 file_report.notes.extend(exc.attempts)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from ..core.digest import Digest, StreamHasher, chunk_buffer, hash_stream
 from ..core.recipe import DebSource, HfSource, PathSource, PypiSource, RecipeSource, Source, UrlSource
 from ..errors import IntegrityError, UsageError
+from ..store import write_all
 
 Progress = Callable[[str, int, "int | None"], None]
 
@@ -128,7 +129,7 @@ class FileSink:
                 expected=f"{self.limit} bytes",
                 actual=f"more than {self.limit} bytes",
             )
-        self._file.write(data)
+        write_all(self._file, data)  # a raw write on a filling disk may take only part
         self._hasher.update(data)
 
     def restart(self) -> None:
