@@ -275,12 +275,14 @@ def ensure_environment(store: Store, requirements: Sequence[str], log: Log) -> P
     done_marker = root / ".weightpkg-complete"
     if done_marker.is_file():
         return python
-    (store.root / "envs").mkdir(parents=True, exist_ok=True)
+    with _writing(store, root, "cannot make the build environment"):
+        (store.root / "envs").mkdir(parents=True, exist_ok=True)
     with store.lock(f"env-{key.hex}"):
         if done_marker.is_file():
             return python
-        if root.exists():
-            shutil.rmtree(root)
+        with _writing(store, root, "cannot clear an unfinished build environment"):
+            if root.exists():
+                shutil.rmtree(root)
         log(f"creating the build environment {root} ({len(requirements)} pinned requirements)")
         import venv
 
@@ -291,7 +293,8 @@ def ensure_environment(store: Store, requirements: Sequence[str], log: Log) -> P
             raise BuildError(f"{root}: cannot create the virtual environment: {exc}") from None
         if requirements:
             listing = root / "requirements.txt"
-            listing.write_text("".join(f"{r.strip()}\n" for r in sorted(requirements)), "utf-8")
+            with _writing(store, listing, "cannot list the build requirements"):
+                listing.write_text("".join(f"{r.strip()}\n" for r in sorted(requirements)), "utf-8")
             pip = (
                 [sys.executable, "-m", "pip", "--python", str(python)]
                 if has_pip
@@ -316,7 +319,9 @@ def ensure_environment(store: Store, requirements: Sequence[str], log: Log) -> P
                 raise BuildError(
                     f"cannot install the build requirements (pip exited {done.returncode}):\n{tail}"
                 )
-        done_marker.write_text(json.dumps({"requirements": sorted(requirements)}, indent=2) + "\n", "utf-8")
+        marker = json.dumps({"requirements": sorted(requirements)}, indent=2) + "\n"
+        with _writing(store, done_marker, "cannot mark the build environment complete"):
+            done_marker.write_text(marker, "utf-8")
     return python
 
 
