@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import stat
 import time
 from pathlib import Path
@@ -28,7 +27,15 @@ from urllib.parse import urljoin, urlsplit
 from ..core.recipe import HfSource
 from ..errors import FetchError, WeightpkgError
 from . import Candidate, FetchContext, Sink, copy_into
-from .retry import MAX_ATTEMPTS, TRANSIENT_STATUSES, Retries, retry_after_seconds
+from .retry import (
+    CONTENT_RANGE,
+    MAX_ATTEMPTS,
+    UNSATISFIED_RANGE,
+    Received,
+    Retries,
+    Unavailable,
+    raise_if_unavailable,
+)
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
@@ -204,10 +211,6 @@ class _Short(Exception):
     """The body ended before the length the server announced."""
 
 
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-_UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
-
-
 def _stream(
     url: str,
     headers: dict[str, str],
@@ -227,7 +230,7 @@ def _stream(
     retries = Retries()
     while True:
         retries.start()
-        received = _Counter()
+        received = Received()
         asked: float | None = None
         try:
             _attempt(url, headers, size, sink, ctx, label, session, http, received)
@@ -241,7 +244,7 @@ def _stream(
             raise  # the sink's own refusal (too many bytes), or a failure already worded
         except _Short as exc:
             failure = str(exc)
-        except _Unavailable as exc:
+        except Unavailable as exc:
             failure, asked = exc.reason, exc.retry_after
         except Exception as exc:  # the client's and its HTTP library's errors, worded by hub_failure
             failure = hub_failure(exc, source, token_sent, http)
@@ -256,20 +259,6 @@ def _stream(
             time.sleep(wait)
 
 
-class _Unavailable(Exception):
-    """The server answered 408/429/5xx: it may answer later."""
-
-    def __init__(self, reason: str, retry_after: float | None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-
-
-class _Counter:
-    def __init__(self) -> None:
-        self.bytes = 0
-
-
 def _attempt(
     url: str,
     headers: dict[str, str],
@@ -279,7 +268,7 @@ def _attempt(
     label: str,
     session: Any,
     http: Any,
-    received: _Counter,
+    received: Received,
 ) -> None:
     """One GET, from the bytes the sink holds."""
     from huggingface_hub.utils import hf_raise_for_status
@@ -293,17 +282,16 @@ def _attempt(
         status = response.status_code
         total: int | None
         if status == 416 and start:
-            match = _UNSATISFIED_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+            match = UNSATISFIED_RANGE.fullmatch(response.headers.get("Content-Range", ""))
             if match and int(match.group(1)) == start:
                 return  # the bytes held already are the whole file
             raise _Restart("the server cannot resume from the bytes held")
-        if status in TRANSIENT_STATUSES:
-            reason = f"HTTP {status} {response.reason_phrase or ''}".strip()
-            raise _Unavailable(reason, retry_after_seconds(response.headers.get("Retry-After")))
         if status >= 400:
+            reason = f"HTTP {status} {response.reason_phrase or ''}".strip()
+            raise_if_unavailable(status, reason, response.headers.get("Retry-After"))
             hf_raise_for_status(response)
         if status == 206 and start:
-            match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+            match = CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
             if not match or int(match.group(1)) != start:
                 raise _Restart("the server resumed at another offset")
             total = int(match.group(3)) if match.group(3) != "*" else size

@@ -9,6 +9,7 @@ next mirror is tried. Nothing here sleeps: the caller does, so the policy stays 
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from dataclasses import dataclass
 
@@ -23,6 +24,33 @@ BACKOFF_MAX_S = 8.0
 RETRY_AFTER_MAX_S = 30.0
 #: Statuses that say "not now" rather than "not here".
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+#: What a 206 answer says it holds, and what a 416 says the whole file is: how a resumed download
+#: checks that the server resumes where the bytes held end.
+CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
+
+
+class Unavailable(Exception):
+    """The server answered a status in TRANSIENT_STATUSES: it may answer later."""
+
+    def __init__(self, reason: str, retry_after: float | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def raise_if_unavailable(status: int, reason: str, retry_after: str | None) -> None:
+    """Unavailable (with the Retry-After it asks for) when ``status`` says "not now"."""
+    if status in TRANSIENT_STATUSES:
+        raise Unavailable(reason, retry_after_seconds(retry_after))
+
+
+class Received:
+    """Bytes one attempt brought: an attempt that brought some is progress, retried at once."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

@@ -4,7 +4,6 @@ retried with bounded backoff while the failure looks transient."""
 from __future__ import annotations
 
 import os
-import re
 import stat
 import time
 from pathlib import Path
@@ -15,7 +14,15 @@ from ..core.digest import CHUNK_SIZE
 from ..core.recipe import UrlSource
 from ..errors import FetchError
 from . import Candidate, FetchContext, Sink, copy_into
-from .retry import MAX_ATTEMPTS, TRANSIENT_STATUSES, Retries, retry_after_seconds
+from .retry import (
+    CONTENT_RANGE,
+    MAX_ATTEMPTS,
+    UNSATISFIED_RANGE,
+    Received,
+    Retries,
+    Unavailable,
+    raise_if_unavailable,
+)
 
 
 def candidates(source: UrlSource, ctx: FetchContext) -> list[Candidate]:
@@ -47,7 +54,7 @@ def download(url: str, sink: Sink, ctx: FetchContext) -> None:
     while True:
         retries.start()
         start = sink.offset
-        received = _Counter()
+        received = Received()
         asked: float | None = None
         headers = {"Accept-Encoding": "identity"}
         if start:
@@ -66,7 +73,7 @@ def download(url: str, sink: Sink, ctx: FetchContext) -> None:
             if retries.attempts >= MAX_ATTEMPTS:
                 raise FetchError(url, ["server keeps rejecting range requests"]) from None
             continue
-        except _Unavailable as exc:
+        except Unavailable as exc:
             failure, asked = exc.reason, exc.retry_after
         except requests.exceptions.TooManyRedirects:
             raise FetchError(url, [f"too many redirects (more than {ctx.session.max_redirects})"]) from None
@@ -97,15 +104,6 @@ def download(url: str, sink: Sink, ctx: FetchContext) -> None:
 _NOT_THERE = ("connection refused", "host name could not be resolved")
 
 
-class _Unavailable(Exception):
-    """The server answered 408/429/5xx: it may answer later."""
-
-    def __init__(self, reason: str, retry_after: float | None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-
-
 class _RangeRejected(Exception):
     """What we hold does not fit what the server has now; start again from zero."""
 
@@ -114,33 +112,23 @@ class _ShortBody(Exception):
     """The server closed the body before the length it announced."""
 
 
-class _Counter:
-    def __init__(self) -> None:
-        self.bytes = 0
-
-
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-_UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
-
-
-def _receive(url: str, response: Any, sink: Sink, start: int, received: _Counter, ctx: FetchContext) -> None:
+def _receive(url: str, response: Any, sink: Sink, start: int, received: Received, ctx: FetchContext) -> None:
     import urllib3
 
     status = response.status_code
     expected = getattr(sink, "expected_size", None)
     if status == 416 and start:
-        match = _UNSATISFIED_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+        match = UNSATISFIED_RANGE.fullmatch(response.headers.get("Content-Range", ""))
         if match and int(match.group(1)) == start:
             return  # we already hold the whole file
         raise _RangeRejected
     if status not in (200, 206):
         reason = f"HTTP {status} {response.reason or ''}".strip()
-        if status in TRANSIENT_STATUSES:
-            raise _Unavailable(reason, retry_after_seconds(response.headers.get("Retry-After")))
+        raise_if_unavailable(status, reason, response.headers.get("Retry-After"))
         raise FetchError(url, [reason])
     total: int | None
     if status == 206 and start:
-        match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
+        match = CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
         if not match or int(match.group(1)) != start:
             raise _RangeRejected
         total = int(match.group(3)) if match.group(3) != "*" else None
