@@ -49,16 +49,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hash_file
 from hash_file import (
     GiB,
+    add_child_options,
     capture,
     ensure_file,
-    gnu_time,
     machine_facts,
     parse_size,
+    prepare_children,
     run_child,
     size_label,
     summary,
     warm_page_cache,
-    weightpkg_command,
 )
 
 CURL_GOAL = 1.1  # weightpkg fetch (url) / curl -o NEWFILE
@@ -557,13 +557,9 @@ def main() -> None:
         default=shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin"),
         help="the nginx binary (default: the one on PATH or in /usr/sbin)",
     )
-    parser.add_argument("--weightpkg", help="command to run instead of the installed entry point")
+    add_child_options(parser, pycache=False)
     parser.add_argument("--curl", default=shutil.which("curl") or "curl")
     parser.add_argument("--openssl", default=shutil.which("openssl") or "openssl")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
-    parser.add_argument(
-        "--no-time", action="store_true", help="read peak RSS from os.wait4, not /usr/bin/time (coarser)"
-    )
     parser.add_argument(
         "--clean", action="store_true", help="delete the test file and all this made, at the end"
     )
@@ -576,10 +572,7 @@ def main() -> None:
     def log(text: str) -> None:
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    hash_file.TIME = None if args.no_time else gnu_time()  # run_child reads it there
-    weightpkg, python = weightpkg_command(args.weightpkg)
-    if any("/shims/" in part for part in weightpkg):
-        log(f"warning: {weightpkg[0]} is a shim; its start-up cost will be counted")
+    weightpkg, python = prepare_children(args, log)
     root = args.workdir / SUBDIR
     srv = root / "srv"
     use_nginx = args.server == "nginx" or (args.server == "auto" and bool(args.nginx))

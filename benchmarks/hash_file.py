@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 MiB = 1 << 20
@@ -136,6 +137,39 @@ def weightpkg_command(explicit: str | None) -> tuple[list[str], str]:
             python = os.path.realpath(first[2:].strip().split()[0])
         return [str(script)], python
     return [python, "-m", "weightpkg"], python
+
+
+PYCACHE_HELP = (
+    "run every child with PYTHONPYCACHEPREFIX=DIR and bytecode writing on, so weightpkg's modules "
+    "are compiled once (in the warm-up) as in a wheel install, not on every start"
+)
+
+
+def add_child_options(parser: argparse.ArgumentParser, *, pycache: bool) -> None:
+    """The options of every benchmark that times weightpkg in child processes."""
+    parser.add_argument("--weightpkg", help="command to run instead of the installed entry point")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
+    parser.add_argument(
+        "--no-time", action="store_true", help="read peak RSS from os.wait4, not /usr/bin/time (coarser)"
+    )
+    if pycache:
+        parser.add_argument("--pycache-prefix", type=Path, help=PYCACHE_HELP)
+
+
+def prepare_children(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[list[str], str]:
+    """Set how children are timed (GNU time or wait4) and whether they cache bytecode; return the
+    weightpkg command they run and its python, warning when it is a pyenv shim (whose start-up
+    would be counted)."""
+    global TIME
+    TIME = None if args.no_time else gnu_time()  # run_child reads it
+    prefix = getattr(args, "pycache_prefix", None)
+    if prefix:  # the children inherit this environment
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+        os.environ["PYTHONPYCACHEPREFIX"] = str(prefix.resolve())
+    weightpkg, python = weightpkg_command(args.weightpkg)
+    if any("/shims/" in part for part in [*weightpkg, python]):
+        log(f"warning: {weightpkg[0]} is a shim; its start-up cost will be counted")
+    return weightpkg, python
 
 
 def openssl_digest(output: str) -> str:
@@ -382,12 +416,8 @@ def main() -> None:
         action="store_true",
         help="also time interpreter start-up, imports and the in-process hashing loop",
     )
-    parser.add_argument("--weightpkg", help="command to run instead of the installed entry point")
+    add_child_options(parser, pycache=False)
     parser.add_argument("--openssl", default=shutil.which("openssl") or "openssl")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
-    parser.add_argument(
-        "--no-time", action="store_true", help="read peak RSS from os.wait4, not /usr/bin/time (coarser)"
-    )
     parser.add_argument("--clean", action="store_true", help="delete the test file at the end")
     args = parser.parse_args()
     if args.runs < 1:
@@ -396,11 +426,7 @@ def main() -> None:
     def log(text: str) -> None:
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    global TIME
-    TIME = None if args.no_time else gnu_time()
-    weightpkg, python = weightpkg_command(args.weightpkg)
-    if any("/shims/" in part for part in weightpkg):
-        log(f"warning: {weightpkg[0]} is a shim; its start-up cost will be counted")
+    weightpkg, python = prepare_children(args, log)
     facts = machine_facts(args.openssl, weightpkg, python, args.workdir)
     floor = run_child(["true"])["maxrss_mib"]
     facts["peak_rss_source"] = (

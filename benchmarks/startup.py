@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -31,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hash_file
-from hash_file import gnu_time, machine_facts, run_child, summary, weightpkg_command
+from hash_file import add_child_options, machine_facts, prepare_children, run_child, summary
 from verify_safetensors import bytecode_fact, import_profile
 
 GOAL_MS = 50.0
@@ -124,17 +123,7 @@ def main() -> None:
         help="also print python -X importtime's slowest imports of weightpkg --version",
     )
     parser.add_argument("--top", type=int, default=25, help="with --breakdown: how many imports (default 25)")
-    parser.add_argument("--weightpkg", help="command to run instead of the installed entry point")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
-    parser.add_argument(
-        "--no-time", action="store_true", help="read peak RSS from os.wait4, not /usr/bin/time (coarser)"
-    )
-    parser.add_argument(
-        "--pycache-prefix",
-        type=Path,
-        help="run every child with PYTHONPYCACHEPREFIX=DIR and bytecode writing on, so weightpkg's modules "
-        "are compiled once (in the warm-up) as in a wheel install, not on every start",
-    )
+    add_child_options(parser, pycache=True)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/weightpkg-bench"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.runs < 1:
@@ -143,13 +132,7 @@ def main() -> None:
     def log(text: str) -> None:
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    hash_file.TIME = None if args.no_time else gnu_time()
-    if args.pycache_prefix:
-        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-        os.environ["PYTHONPYCACHEPREFIX"] = str(args.pycache_prefix.resolve())
-    weightpkg, python = weightpkg_command(args.weightpkg)
-    if any("/shims/" in part for part in [*weightpkg, python]):
-        log(f"warning: {weightpkg[0]} is a shim; its start-up cost will be counted")
+    weightpkg, python = prepare_children(args, log)
     openssl = shutil.which("openssl") or "openssl"
     facts = machine_facts(openssl, weightpkg, python, args.workdir)
     facts["peak_rss_source"] = (

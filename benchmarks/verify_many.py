@@ -36,15 +36,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hash_file
 from hash_file import (
     MiB,
-    gnu_time,
+    add_child_options,
     machine_facts,
     openssl_digest,
     parse_size,
+    prepare_children,
     run_child,
     size_label,
     summary,
     warm_page_cache,
-    weightpkg_command,
 )
 from verify_safetensors import bytecode_fact, recipe_text, safetensors_header
 
@@ -210,17 +210,8 @@ def main() -> None:
     )
     parser.add_argument("--size", dest="file_size", help=argparse.SUPPRESS)  # the house-style name
     parser.add_argument("--runs", type=int, default=5, help="timed rounds after the warm-up (default: 5)")
-    parser.add_argument("--weightpkg", help="command to run instead of the installed entry point")
+    add_child_options(parser, pycache=True)
     parser.add_argument("--openssl", default=shutil.which("openssl") or "openssl")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
-    parser.add_argument(
-        "--no-time", action="store_true", help="read peak RSS from os.wait4, not /usr/bin/time (coarser)"
-    )
-    parser.add_argument(
-        "--pycache-prefix",
-        type=Path,
-        help="run every child with PYTHONPYCACHEPREFIX=DIR and bytecode writing on (as a wheel install)",
-    )
     parser.add_argument("--clean", action="store_true", help=f"delete WORKDIR/{SUBDIR} at the end")
     args = parser.parse_args()
     if args.runs < 1 or args.count < 1:
@@ -235,13 +226,7 @@ def main() -> None:
     def log(text: str) -> None:
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    hash_file.TIME = None if args.no_time else gnu_time()
-    if args.pycache_prefix:
-        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-        os.environ["PYTHONPYCACHEPREFIX"] = str(args.pycache_prefix.resolve())
-    weightpkg, python = weightpkg_command(args.weightpkg)
-    if any("/shims/" in part for part in weightpkg):
-        log(f"warning: {weightpkg[0]} is a shim; its start-up cost will be counted")
+    weightpkg, python = prepare_children(args, log)
     facts = machine_facts(args.openssl, weightpkg, python, args.workdir)
     facts["peak_rss_source"] = (
         f"GNU time %M ({hash_file.TIME})" if hash_file.TIME else "os.wait4 ru_maxrss after fork"

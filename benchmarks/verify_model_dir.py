@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -39,14 +38,14 @@ import hash_file
 from hash_file import (
     GiB,
     MiB,
+    add_child_options,
     capture,
-    gnu_time,
     machine_facts,
     parse_size,
+    prepare_children,
     run_child,
     summary,
     warm_page_cache,
-    weightpkg_command,
 )
 from verify_safetensors import bytecode_fact, safetensors_header, write_safetensors
 
@@ -296,7 +295,7 @@ def main() -> None:
         help="tensor data of the 4 shards together, a multiple of 16 MiB (default: 1G)",
     )
     parser.add_argument("--runs", type=int, default=7, help="timed rounds after the warm-up (default: 7)")
-    parser.add_argument("--weightpkg", help="command to run instead of the installed entry point")
+    add_child_options(parser, pycache=True)
     parser.add_argument(
         "--model-signing",
         help=f"the model_signing command (default: on PATH, else {CI_MODEL_SIGNING})",
@@ -305,15 +304,6 @@ def main() -> None:
         "--no-check-signature", action="store_true", help="leave out the weightpkg check-signature column"
     )
     parser.add_argument("--openssl", default=shutil.which("openssl") or "openssl")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
-    parser.add_argument(
-        "--no-time", action="store_true", help="read peak RSS from os.wait4, not /usr/bin/time (coarser)"
-    )
-    parser.add_argument(
-        "--pycache-prefix",
-        type=Path,
-        help="run every child with PYTHONPYCACHEPREFIX=DIR and bytecode writing on (as a wheel install)",
-    )
     parser.add_argument(
         "--clean", action="store_true", help=f"delete WORKDIR/{SUBDIR} (model, store, keys) at the end"
     )
@@ -326,13 +316,7 @@ def main() -> None:
     def log(text: str) -> None:
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    hash_file.TIME = None if args.no_time else gnu_time()
-    if args.pycache_prefix:
-        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-        os.environ["PYTHONPYCACHEPREFIX"] = str(args.pycache_prefix.resolve())
-    weightpkg, python = weightpkg_command(args.weightpkg)
-    if any("/shims/" in part for part in weightpkg):
-        log(f"warning: {weightpkg[0]} is a shim; its start-up cost will be counted")
+    weightpkg, python = prepare_children(args, log)
     model_signing, why = find_model_signing(args.model_signing)
     facts = machine_facts(args.openssl, weightpkg, python, args.workdir)
     facts["peak_rss_source"] = (

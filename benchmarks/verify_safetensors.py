@@ -35,15 +35,15 @@ import hash_file
 from hash_file import (
     GiB,
     MiB,
-    gnu_time,
+    add_child_options,
     machine_facts,
     openssl_digest,
     parse_size,
+    prepare_children,
     run_child,
     size_label,
     summary,
     warm_page_cache,
-    weightpkg_command,
 )
 
 RATIO_GOAL = 1.0
@@ -389,18 +389,8 @@ def main() -> None:
         action="store_true",
         help="also time interpreter start-up, imports, the recipe load and the hash loop",
     )
-    parser.add_argument("--weightpkg", help="command to run instead of the installed entry point")
+    add_child_options(parser, pycache=True)
     parser.add_argument("--openssl", default=shutil.which("openssl") or "openssl")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
-    parser.add_argument(
-        "--no-time", action="store_true", help="read peak RSS from os.wait4, not /usr/bin/time (coarser)"
-    )
-    parser.add_argument(
-        "--pycache-prefix",
-        type=Path,
-        help="run every child with PYTHONPYCACHEPREFIX=DIR and bytecode writing on, so weightpkg's modules "
-        "are compiled once (in the warm-up) as in a wheel install, not on every start",
-    )
     parser.add_argument(
         "--clean", action="store_true", help=f"delete WORKDIR/{SUBDIR} (files, recipes, store) at the end"
     )
@@ -413,13 +403,7 @@ def main() -> None:
     def log(text: str) -> None:
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    hash_file.TIME = None if args.no_time else gnu_time()  # run_child reads it there
-    if args.pycache_prefix:  # the children inherit this environment
-        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-        os.environ["PYTHONPYCACHEPREFIX"] = str(args.pycache_prefix.resolve())
-    weightpkg, python = weightpkg_command(args.weightpkg)
-    if any("/shims/" in part for part in weightpkg):
-        log(f"warning: {weightpkg[0]} is a shim; its start-up cost will be counted")
+    weightpkg, python = prepare_children(args, log)
     facts = machine_facts(args.openssl, weightpkg, python, args.workdir)
     facts["peak_rss_source"] = (
         f"GNU time %M ({hash_file.TIME})"
