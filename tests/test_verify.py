@@ -261,3 +261,56 @@ def test_lint_and_store_verify_speak_json(tmp_path: Path, store_root: Path, cli)
     assert report.returncode == 0
     expected = {"entries": 1, "problems": [], "removed": [], "store": str(store_root)}
     assert json.loads(report.stdout) == expected
+
+
+def _many_recipes(folder: Path) -> Path:
+    """Three recipes of several files each: good, malformed, wrongly pinned, missing, a pickle."""
+    recipes = folder / "recipes"
+    (recipes / "files").mkdir(parents=True)
+    good = tensors()
+    bad = tensors() + b"trailing"
+    pickle_bytes = b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93\x94."
+    big = os.urandom(5 << 20)  # read ahead on a thread of its own, inside a check thread
+    files = {"good.safetensors": good, "bad.safetensors": bad, "p.pkl": pickle_bytes, "big.bin": big}
+    for name, data in files.items():
+        (recipes / "files" / name).write_bytes(data)
+    for number in range(3):
+        weights = []
+        for name, data in files.items():
+            fmt = {"safetensors": "safetensors", "pkl": "pickle", "bin": "other"}[name.rsplit(".", 1)[1]]
+            pin = "0" * 64 if (number, name) == (1, "big.bin") else sha256(data)
+            weights.append({"path": name, "sha256": pin, "size": len(data), "format": fmt,
+                            "sources": [{"kind": "path", "path": f"files/{name}"}]})
+        weights.append({"path": "gone.bin", "sha256": sha256(b"x"), "size": 1,
+                        "sources": [{"kind": "path", "path": "files/gone.bin"}]})
+        (recipes / f"r{number}.toml").write_text(recipe_text(weights, name=f"pkg-{number}"))
+    return recipes
+
+
+def test_checking_files_in_parallel_changes_nothing_in_the_report(tmp_path: Path, store_root: Path,
+                                                                   cli) -> None:
+    recipes = _many_recipes(tmp_path)
+    first = cli("--store", str(store_root), "verify", "--json", "-j", "1", str(recipes))  # fetches
+    outputs = {
+        jobs: cli("--store", str(store_root), "verify", "--json", "--jobs", jobs, str(recipes))
+        for jobs in ("1", "2", "8")
+    }
+    assert {done.returncode for done in (first, *outputs.values())} == {1}
+    assert len({done.stdout for done in outputs.values()}) == 1, "the same report whatever -j says"
+    report = json.loads(outputs["8"].stdout)
+    statuses = {(r["package"], f["path"]): f["status"] for r in report["recipes"] for f in r["files"]}
+    assert statuses[("pkg-0", "good.safetensors")] == "ok"
+    assert statuses[("pkg-0", "bad.safetensors")] == "failed"
+    assert statuses[("pkg-1", "big.bin")] == "failed"
+    assert statuses[("pkg-2", "big.bin")] == "ok"
+    assert all(statuses[(f"pkg-{n}", "gone.bin")] == "failed" for n in range(3))
+    assert [f["source"] for f in report["recipes"][0]["files"][:2]] == ["store", "store"]
+    assert "Traceback" not in "".join(done.stderr for done in outputs.values())
+
+
+def test_jobs_must_be_at_least_one(tmp_path: Path, store_root: Path, cli) -> None:
+    recipe = local_recipe(tmp_path, tensors())
+    done = cli("--store", str(store_root), "verify", "-j", "0", str(recipe))
+    assert done.returncode == 2
+    assert "-j" in done.stderr and "0" in done.stderr
+    assert "Traceback" not in done.stderr

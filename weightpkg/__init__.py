@@ -158,25 +158,30 @@ def verify(
     attestation: str | Path | None = None,
     attestation_keys: Iterable[str] = (),
     progress: Progress | None = None,
+    jobs: int | None = None,
 ) -> list[RecipeReport]:
     """Fetch what is missing, check every published file of every recipe, and judge each
     package by the policy file if one is given. With ``attestation`` (one recipe only), also
     check that SLSA provenance against the recipe and the store, with ``attestation_keys``, else
-    the recipe's trusted keys, else the policy's."""
+    the recipe's trusted keys, else the policy's. Up to ``jobs`` files are checked at once
+    (default: one per CPU this process may use)."""
     from .load import read_policy, resolve_keys
-    from .verification import fetch_recipe
+    from .verification import fetch_recipes
 
     rules = read_policy(policy) if policy is not None else None
     recipes = _load_all(paths)
     if attestation is not None and len(recipes) != 1:
         raise UsageError(f"--attestation checks one recipe's provenance; {len(recipes)} recipes were given")
     store = store or open_store()
-    reports = [
-        fetch_recipe(
-            r, store, with_inputs=with_inputs, all_sources=all_sources, policy=rules, progress=progress
-        )
-        for r in recipes
-    ]
+    reports = fetch_recipes(
+        recipes,
+        store,
+        with_inputs=with_inputs,
+        all_sources=all_sources,
+        policy=rules,
+        progress=progress,
+        jobs=jobs,
+    )
     if attestation is not None:
         from .exports.slsa import check_attestation
 
@@ -205,13 +210,10 @@ def fetch(
     progress: Progress | None = None,
 ) -> list[RecipeReport]:
     """Put every published file (and inputs if asked) into the store, admitting only matches."""
-    from .verification import fetch_recipe
+    from .verification import fetch_recipes
 
     store = store or open_store()
-    return [
-        fetch_recipe(r, store, with_inputs=with_inputs, check=False, progress=progress)
-        for r in _load_all(paths)
-    ]
+    return fetch_recipes(_load_all(paths), store, with_inputs=with_inputs, check=False, progress=progress)
 
 
 def rebuild(

@@ -12,7 +12,6 @@ from .core.recipe import Recipe, Source
 from .errors import FetchError, IntegrityError, UnsafeArchiveError, UsageError
 from .sources import FetchContext, FileSink, Progress, candidates
 from .store import NO_SPACE, PinMismatch, Store, store_failure
-from .tensorfiles import file_content_digest
 
 #: Failures that mean "this candidate did not deliver; try the next one".
 CANDIDATE_FAILURES = (FetchError, IntegrityError, UnsafeArchiveError)
@@ -180,6 +179,8 @@ def _differing_source(label: str, pin: Pin, digest: Digest, size: int, scratch: 
     if pin.content_sha256 is None:
         return SourceCheck(label, "differs", detail, digest.hex)
     try:
+        from .tensorfiles import file_content_digest
+
         content = file_content_digest(scratch)
     except UsageError as exc:
         why = str(exc).removeprefix(f"{scratch}: ")

@@ -188,8 +188,6 @@ def hash_command(files: tuple[str, ...], as_json: bool, form: str, content: bool
 def _run_verify(
     ctx: click.Context, recipes: tuple[str, ...], as_json: bool, verb: str, **options: Any
 ) -> None:
-    from weightpkg.report import verify_json, verify_lines
-
     progress = _Progress()
     with _errors_to_exit():
         store = _store(ctx)
@@ -198,6 +196,8 @@ def _run_verify(
             reports = call(recipes, store, progress=progress, **options)
         finally:
             progress.finish()
+        from weightpkg.report import verify_json, verify_lines  # once the files are checked
+
         if as_json:
             click.echo(verify_json(reports))
         else:
@@ -231,6 +231,13 @@ def _run_verify(
     help="A public key the attestation may be signed with (minisign .pub, RW… line, or ECDSA PEM); "
     "default: the recipe's trusted-keys, else the policy's.",
 )
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Check up to N files at once (default: one per CPU this process may use).",
+)
 @click.pass_context
 def verify(
     ctx: click.Context,
@@ -241,6 +248,7 @@ def verify(
     policy: Path | None,
     attestation: Path | None,
     keys: tuple[str, ...],
+    jobs: int | None,
 ) -> None:
     """Fetch what is missing and check every published file (exit 0 only if all holds)."""
     if keys and attestation is None:
@@ -256,6 +264,7 @@ def verify(
         policy=policy,
         attestation=attestation,
         attestation_keys=keys,
+        jobs=jobs,
     )
 
 
