@@ -7,14 +7,18 @@ import io
 import json
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
+from weightpkg.core import digest as digest_module
 from weightpkg.core.digest import (
     CHUNK_SIZE,
     READ_AHEAD_CHUNK,
     Digest,
+    StreamHasher,
+    ThreadedHasher,
     hash_stream,
     nix32_decode,
     nix32_encode,
@@ -181,3 +185,55 @@ def test_hash_sri_equals_nix_hash_file(tmp_path: Path, cli) -> None:
             capture_output=True, text=True, check=True, env=env,
         ).stdout.strip()
         assert value == theirs, path
+
+
+def test_read_ahead_buffers_are_kept_for_the_next_file() -> None:
+    # Fresh buffers cost a page fault per page on first touch: a second file reuses the first's.
+    first, second = CountingStream(os.urandom(2 * READ_AHEAD_CHUNK)), CountingStream(os.urandom(3))
+    hash_stream(first)
+    hash_stream(second)
+    assert len(first.buffers | second.buffers) == 2
+    assert len(digest_module._SPARE_BUFFERS) <= digest_module._MAX_SPARE_BUFFERS
+
+
+class ThreadRecordingFile(io.FileIO):
+    def readinto(self, buf) -> int:  # type: ignore[override]
+        self.threads = getattr(self, "threads", set()) | {threading.current_thread().name}
+        return super().readinto(buf)
+
+
+@pytest.mark.parametrize(("size", "in_caller"), [(0, True), (READ_AHEAD_CHUNK - 1, True),
+                                                 (READ_AHEAD_CHUNK, False), (READ_AHEAD_CHUNK + 9, False)])
+def test_a_file_that_fits_one_buffer_is_read_without_a_thread(tmp_path: Path, size: int,
+                                                              in_caller: bool) -> None:
+    path = tmp_path / "f.bin"
+    data = os.urandom(size)
+    path.write_bytes(data)
+    with ThreadRecordingFile(path) as handle:
+        assert hash_stream(handle) == (Digest(hashlib.sha256(data).digest()), size)
+    assert (handle.threads == {threading.current_thread().name}) is in_caller
+
+
+def test_threaded_hasher_equals_hashlib_whatever_the_caller_does_with_its_buffer() -> None:
+    pieces = [os.urandom(n) for n in (0, 1, 1000, CHUNK_SIZE, 3 * CHUNK_SIZE + 5, 7)]
+    hasher = ThreadedHasher(depth=2)
+    reused = bytearray(4 * CHUNK_SIZE)
+    for piece in pieces:
+        reused[: len(piece)] = piece
+        hasher.update(memoryview(reused)[: len(piece)])
+        reused[: len(piece)] = bytes(len(piece))  # the caller reuses its buffer at once
+        hasher.update(b"")
+    assert hasher.size == sum(map(len, pieces))
+    assert hasher.digest().hex == hashlib.sha256(b"".join(pieces)).hexdigest()
+    hasher.close()  # idempotent
+    with pytest.raises(ValueError, match="closed"):
+        hasher.update(b"more")
+
+
+def test_threaded_hasher_continues_a_hash_already_begun() -> None:
+    start = StreamHasher()
+    start.update(b"resumed ")
+    hasher = ThreadedHasher(start)
+    assert hasher.size == 8
+    hasher.update(b"download")
+    assert hasher.digest().hex == hashlib.sha256(b"resumed download").hexdigest()

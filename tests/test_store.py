@@ -6,6 +6,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,45 @@ def test_default_root_follows_environment(monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.delenv("XDG_DATA_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_store_root() == tmp_path / "home" / ".local" / "share" / "weightpkg" / "store"
+
+
+def test_a_big_file_is_hashed_on_a_helper_thread_and_resumed(tmp_path: Path) -> None:
+    # From OVERLAP_FROM up, bytes are hashed on a thread and synced to disk as they arrive; the
+    # writer may reuse its buffer at once, and a partial resumes into a new threaded hash.
+    from weightpkg.store import OVERLAP_FROM
+
+    store = Store(tmp_path)
+    data = os.urandom(OVERLAP_FROM + 3 * (1 << 20) + 5)
+    digest = Digest(hashlib.sha256(data).digest())
+    buffer = bytearray(1 << 20)
+    stop_at = OVERLAP_FROM // 2
+    with store.ingest(digest, len(data), "big.bin") as ingest:
+        for start in range(0, stop_at, len(buffer)):
+            piece = data[start : min(start + len(buffer), stop_at)]
+            buffer[: len(piece)] = piece
+            ingest.write(memoryview(buffer)[: len(piece)])
+            buffer[:] = bytes(len(buffer))  # reused by the writer before the hash thread got to it
+    # the run ends here, as an interrupted download would; the partial is kept
+    with store.ingest(digest, len(data), "big.bin") as ingest:
+        assert ingest.offset == stop_at
+        for start in range(stop_at, len(data), len(buffer)):
+            ingest.write(data[start : start + len(buffer)])
+        path = ingest.commit()
+    assert path.read_bytes() == data
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert not [t for t in threading.enumerate() if t.name in ("weightpkg-hash", "weightpkg-write-behind")]
+
+
+def test_a_big_file_with_one_wrong_byte_never_enters(tmp_path: Path) -> None:
+    from weightpkg.store import OVERLAP_FROM
+
+    store = Store(tmp_path)
+    data = bytearray(os.urandom(OVERLAP_FROM + 1))
+    digest = Digest(hashlib.sha256(data).digest())
+    data[-1] ^= 1
+    with pytest.raises(IntegrityError), store.ingest(digest, len(data), "big.bin") as ingest:
+        for start in range(0, len(data), 1 << 20):
+            ingest.write(bytes(data[start : start + (1 << 20)]))
+        ingest.commit()
+    assert list((tmp_path / "entries").iterdir()) == []
+    assert list((tmp_path / "tmp").iterdir()) == []

@@ -22,13 +22,12 @@ import os
 import re
 import shutil
 import stat
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .core.digest import Digest, StreamHasher, chunk_buffer, hash_stream, nix32_decode
+from .core.digest import Digest, StreamHasher, ThreadedHasher, chunk_buffer, hash_stream, nix32_decode
 from .errors import IntegrityError, StoreError
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9+._?=-]")
@@ -94,6 +93,52 @@ class PinMismatch(IntegrityError):
     archive's own pin failing)."""
 
 
+#: Files of at least this size are hashed on a helper thread as they arrive, and written to
+#: disk while they arrive (docs/performance.md, fetch).
+OVERLAP_FROM = 32 << 20
+
+
+class _WriteBehind:
+    """Has the kernel write a big download to disk while it still arrives: after every
+    ``every`` bytes a helper thread runs fdatasync, so commit's fsync waits for the last stretch
+    only, not the whole file (measured: 0.44 s of a 1.75 s fetch of 1 GiB). A failure here is
+    left to commit's own fsync, which reports it."""
+
+    def __init__(self, fd: int, every: int = 64 << 20) -> None:
+        import threading
+
+        self._fd = fd
+        self._every = every
+        self._unsynced = 0
+        self._stopping = False
+        self._due = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="weightpkg-write-behind", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._due.wait()
+            self._due.clear()
+            if self._stopping:
+                return
+            try:
+                os.fdatasync(self._fd)
+            except OSError:
+                return
+
+    def wrote(self, count: int) -> None:
+        self._unsynced += count
+        if self._unsynced >= self._every:
+            self._unsynced = 0
+            self._due.set()
+
+    def stop(self) -> None:
+        """End the thread (after the sync under way, if any); the file may be closed after."""
+        self._stopping = True
+        self._due.set()
+        self._thread.join()
+
+
 class Ingest:
     """One pinned file being added: write bytes (resuming a partial), then commit or fail.
 
@@ -109,7 +154,27 @@ class Ingest:
         self.partial = store.root / "tmp" / f"{digest.hex}.partial"
         self.restarted = False
         self._file: Any = None
-        self._hasher = StreamHasher()
+        self._syncer: _WriteBehind | None = None
+        self._hasher = StreamHasher()  # _open makes the one that bytes are written through
+
+    def _fresh_hasher(self, start: StreamHasher | None = None) -> StreamHasher:
+        """A hasher on its own thread for a big file (see ThreadedHasher), else a plain one."""
+        if self.expected_size >= OVERLAP_FROM:
+            return ThreadedHasher(start)
+        return start or StreamHasher()
+
+    def _set_hasher(self, hasher: StreamHasher) -> None:
+        if isinstance(self._hasher, ThreadedHasher):
+            self._hasher.close()
+        self._hasher = hasher
+
+    def _close_file(self) -> None:
+        if self._syncer is not None:
+            self._syncer.stop()
+            self._syncer = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def _failure(self, doing: str, exc: OSError, what: str | None = None) -> StoreError:
         return store_failure(what or self.name, doing, exc, self.store.root, "; nothing was added")
@@ -166,7 +231,9 @@ class Ingest:
         except OSError as exc:
             self.close()
             raise self._failure("cannot use the partial download", exc, str(self.partial)) from None
-        self._hasher = hasher
+        self._set_hasher(self._fresh_hasher(hasher))
+        if self.expected_size >= OVERLAP_FROM:
+            self._syncer = _WriteBehind(self._file.fileno())
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._hasher.size + len(data) > self.expected_size:
@@ -183,12 +250,14 @@ class Ingest:
             self.discard()
             raise self._failure("cannot write to the store", exc) from None
         self._hasher.update(data)
+        if self._syncer is not None:
+            self._syncer.wrote(len(data))
 
     def restart(self) -> None:
         """Forget what was written (the server ignored a range request, or a source changed)."""
         self._file.seek(0)
         self._file.truncate(0)
-        self._hasher = StreamHasher()
+        self._set_hasher(self._fresh_hasher())
         self.restarted = True
 
     def commit(self) -> Path:
@@ -204,9 +273,11 @@ class Ingest:
             self.discard()
             raise PinMismatch(self.name, expected=self.expected.hex, actual=actual.hex)
         try:
+            if self._syncer is not None:
+                self._syncer.stop()
+                self._syncer = None
             os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
+            self._close_file()
             os.chmod(self.partial, 0o444)
             os.replace(self.partial, self.final)
             _fsync_dir(self.final.parent)
@@ -217,12 +288,10 @@ class Ingest:
 
     def discard(self) -> None:
         """Drop the partial bytes: they are wrong, or the disk cannot hold them."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._close_file()
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             self.partial.unlink()
-        self._hasher = StreamHasher()
+        self._set_hasher(StreamHasher())
 
     def reopen(self) -> None:
         """Be ready for the next candidate after a failed one (keeps resumable bytes)."""
@@ -232,9 +301,10 @@ class Ingest:
 
     def close(self) -> None:
         """Release the partial; keep it only if it holds bytes worth resuming from."""
+        if isinstance(self._hasher, ThreadedHasher):
+            self._hasher.close()
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            self._close_file()
             if self._hasher.size == 0:
                 with contextlib.suppress(FileNotFoundError):
                     self.partial.unlink()
@@ -480,15 +550,14 @@ class Store:
     @contextlib.contextmanager
     def scratch(self) -> Iterator[Path]:
         """A scratch folder for one run under tmp/, so that a killed run's leftovers are
-        collected by gc (which never runs while a session holds the store)."""
+        collected by gc (which never runs while a session holds the store).
+
+        Its name is unique but the folder is not made: whoever needs it makes it (most runs find
+        every file in the store and never do), and it is removed at the end if it was."""
         self._ensure()
-        try:
-            folder = Path(tempfile.mkdtemp(prefix="run-", dir=self.root / "tmp"))
-        except OSError as exc:
-            raise store_failure(
-                str(self.root / "tmp"), "cannot make a scratch folder", exc, self.root
-            ) from None
+        folder = self.root / "tmp" / f"run-{os.getpid()}-{os.urandom(6).hex()}"
         try:
             yield folder
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
