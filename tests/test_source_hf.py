@@ -682,3 +682,17 @@ def test_init_writes_a_recipe_from_a_hub_repository_at_a_commit(
     missing = cli("init", f"hf:{REPO_ID}@{COMMIT}", "--member", "nope.safetensors")
     assert missing.returncode == 2 and "cannot be fetched" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_the_clients_connections_read_a_mebibyte_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # httpcore's 64 KiB socket reads made a 1 GiB download take twice as long (docs/performance.md).
+    from huggingface_hub.utils import get_session
+
+    from weightpkg.sources import hf as hf_source
+
+    get_session()  # imports the client's HTTP stack
+    modules = [sys.modules.get(n) for n in ("httpcore2._sync.http11", "httpcore._sync.http11")]
+    [connection] = [m.HTTP11Connection for m in modules if m is not None][:1]
+    monkeypatch.setattr(connection, "READ_NUM_BYTES", 64 * 1024)
+    hf_source._read_in_larger_pieces()
+    assert connection.READ_NUM_BYTES == hf_source.HUB_READ_SIZE == 1 << 20
