@@ -901,10 +901,9 @@ def evaluation_folder(recipe: Recipe, store: Store, progress: Any = None) -> Ite
     """A fresh folder holding the recipe's inputs (as a build sees them) and a home beside it."""
     with store.session(), fetch_context(recipe, store, progress) as ctx:
         stored = fetch_inputs(recipe, store, ctx)
-        workdir = ctx.workdir / "eval"
-        home = ctx.workdir / "home"
-        for folder in (workdir, home, home / "tmp"):
-            folder.mkdir()
+        workdir = ctx.scratch("eval")  # the run's scratch folder is unique, so these are new
+        home = ctx.scratch("home")
+        (home / "tmp").mkdir()
         _stage_inputs(recipe, stored, workdir)
         yield workdir, home
 
