@@ -126,17 +126,25 @@ def capture(argv: list[str]) -> str:
 
 
 def weightpkg_command(explicit: str | None) -> tuple[list[str], str]:
-    """The real entry point (never a pyenv shim, which adds ~80 ms); returns (argv prefix, python)."""
+    """The real entry point (never a pyenv shim, which adds ~80 ms); returns (argv prefix, python).
+
+    A venv's interpreter is kept as named, not resolved: resolving its symlink would run the base
+    interpreter, outside the venv (with the base's ``.pth`` hooks, which a venv does not load)."""
+    python = unshimmed(sys.executable)
     if explicit:
-        return explicit.split(), os.path.realpath(sys.executable)
-    python = os.path.realpath(sys.executable)
+        return explicit.split(), python
     script = Path(sys.prefix) / "bin" / "weightpkg"
     if script.is_file():
         first = script.read_text(errors="replace").splitlines()[0]
         if first.startswith("#!"):
-            python = os.path.realpath(first[2:].strip().split()[0])
+            python = unshimmed(first[2:].strip().split()[0])
         return [str(script)], python
     return [python, "-m", "weightpkg"], python
+
+
+def unshimmed(python: str) -> str:
+    """``python`` itself, or the interpreter a pyenv shim would run."""
+    return os.path.realpath(python) if "/shims/" in python else python
 
 
 PYCACHE_HELP = (
@@ -162,6 +170,9 @@ def prepare_children(args: argparse.Namespace, log: Callable[[str], None]) -> tu
     would be counted)."""
     global TIME
     TIME = None if args.no_time else gnu_time()  # run_child reads it
+    # `python -c`/`-m` children must import the weightpkg under test, not the checkout that the
+    # current folder may be (Python 3.11's -P: no unsafe first entry on sys.path).
+    os.environ["PYTHONSAFEPATH"] = "1"
     prefix = getattr(args, "pycache_prefix", None)
     if prefix:  # the children inherit this environment
         os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
