@@ -314,3 +314,48 @@ def test_jobs_must_be_at_least_one(tmp_path: Path, store_root: Path, cli) -> Non
     assert done.returncode == 2
     assert "-j" in done.stderr and "0" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_entry_hashed_ahead_counts_only_while_it_is_the_same_file(tmp_path: Path,
+                                                                     store_root: Path) -> None:
+    import weightpkg
+    from weightpkg.acquire import Pin
+    from weightpkg.verification import FileReport, HashedAhead, _Checks, check_entry
+
+    data = tensors()
+    recipe = local_recipe(tmp_path, data)
+    (tmp_path / "broken.toml").write_text("schema = [")  # skipped ahead; the loader reports it
+    store = weightpkg.open_store(store_root)
+    weightpkg.fetch([recipe], store)
+    [entry] = (store_root / "entries").iterdir()
+    pin = Pin("w.safetensors", Digest.from_hex(sha256(data)), len(data))
+    with _Checks(2) as checks:
+        ahead = HashedAhead(checks)
+        ahead.start([recipe, tmp_path / "broken.toml", tmp_path / "missing.toml"], store)
+        early = ahead.take(entry)
+        assert early is not None and ahead.take(entry) is None
+        identity, digest = early()
+        assert digest == pin.sha256
+        report = FileReport("w.safetensors", pin.sha256.hex, pin.size, "safetensors")
+        check_entry(entry, pin, report, lambda: (identity, pin.sha256))
+        assert report.status == "ok"
+        # Altered after the early hash: the identity no longer holds, so the entry is re-hashed.
+        entry.chmod(0o644)
+        raw = bytearray(entry.read_bytes())
+        raw[-1] ^= 1
+        entry.write_bytes(bytes(raw))
+        report = FileReport("w.safetensors", pin.sha256.hex, pin.size, "safetensors")
+        check_entry(entry, pin, report, lambda: (identity, pin.sha256))
+        assert report.status == "failed" and "was altered" in (report.problem or "")
+
+
+def test_a_malformed_recipe_beside_hashed_entries_is_still_a_usage_error(tmp_path: Path,
+                                                                         store_root: Path, cli) -> None:
+    recipe = local_recipe(tmp_path, tensors())
+    assert cli("--store", str(store_root), "fetch", str(recipe)).returncode == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text(recipe.read_text().replace('version = "1.0"', "version = 1"))
+    done = cli("--store", str(store_root), "verify", str(recipe), str(bad))
+    assert done.returncode == 2
+    assert f"{bad}:" in done.stderr and "version" in done.stderr
+    assert "Traceback" not in done.stderr

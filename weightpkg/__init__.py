@@ -166,22 +166,27 @@ def verify(
     the recipe's trusted keys, else the policy's. Up to ``jobs`` files are checked at once
     (default: one per CPU this process may use)."""
     from .load import read_policy, resolve_keys
-    from .verification import fetch_recipes
+    from .verification import fetch_recipes, hashing_ahead
 
-    rules = read_policy(policy) if policy is not None else None
-    recipes = _load_all(paths)
-    if attestation is not None and len(recipes) != 1:
-        raise UsageError(f"--attestation checks one recipe's provenance; {len(recipes)} recipes were given")
+    paths = list(paths)
     store = store or open_store()
-    reports = fetch_recipes(
-        recipes,
-        store,
-        with_inputs=with_inputs,
-        all_sources=all_sources,
-        policy=rules,
-        progress=progress,
-        jobs=jobs,
-    )
+    with hashing_ahead(find_recipes(paths), store, jobs) as ahead:
+        rules = read_policy(policy) if policy is not None else None
+        recipes = _load_all(paths)
+        if attestation is not None and len(recipes) != 1:
+            raise UsageError(
+                f"--attestation checks one recipe's provenance; {len(recipes)} recipes were given"
+            )
+        reports = fetch_recipes(
+            recipes,
+            store,
+            with_inputs=with_inputs,
+            all_sources=all_sources,
+            policy=rules,
+            progress=progress,
+            jobs=jobs,
+            ahead=ahead,
+        )
     if attestation is not None:
         from .exports.slsa import check_attestation
 

@@ -3,8 +3,10 @@ every finding, and only then decide."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+import stat
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -143,11 +145,16 @@ class RecipeReport:
         }
 
 
-def check_entry(path: Path, pin: Pin, report: FileReport) -> None:
-    """Re-hash a store entry: the store is a cache, not an authority."""
-    size = path.stat().st_size
-    with open(path, "rb", buffering=0) as handle:
-        digest, _ = hash_stream(handle)
+def check_entry(path: Path, pin: Pin, report: FileReport, ahead: Callable[[], Any] | None = None) -> None:
+    """Re-hash a store entry: the store is a cache, not an authority. ``ahead`` gives the hash
+    started early (see HashedAhead); it counts only if the entry is still the file it hashed."""
+    hashed = ahead() if ahead is not None else None
+    if hashed is not None and hashed[0] is not None and hashed[0] == entry_identity(path):
+        size, digest = hashed[0][2], hashed[1]
+    else:
+        size = path.stat().st_size
+        with open(path, "rb", buffering=0) as handle:
+            digest, _ = hash_stream(handle)
     if size != pin.size:
         report.fail("store-entry-altered", f"store entry {path} has {size} bytes, expected {pin.size}")
     if digest != pin.sha256:
@@ -337,13 +344,15 @@ class _Checks:
             self._abandoned = True
 
 
-def check_file(path: Path, pin: Pin, file_format: str | None, rehash: bool) -> FileReport:
+def check_file(
+    path: Path, pin: Pin, file_format: str | None, rehash: bool, ahead: Callable[[], Any] | None = None
+) -> FileReport:
     """Every check of one store entry, recorded on a scratch report of its own: checks run on
     worker threads, and the recipe's thread merges each scratch into the real report in file
     order, so a report reads the same whatever the number of threads."""
     scratch = FileReport(pin.path, pin.sha256.hex, pin.size, file_format)
     if rehash:
-        check_entry(path, pin, scratch)
+        check_entry(path, pin, scratch, ahead)
     if file_format == "safetensors" and scratch.status == "ok":
         check_safetensors(path, scratch)
         if pin.content_sha256 is not None and scratch.status == "ok":
@@ -351,6 +360,87 @@ def check_file(path: Path, pin: Pin, file_format: str | None, rehash: bool) -> F
     elif file_format in SCANNED_FORMATS and scratch.status == "ok":
         check_pickles(path, scratch)
     return scratch
+
+
+def entry_identity(path: Path) -> tuple[int, int, int, int, int] | None:
+    """What tells that a store entry is still the same, unchanged file: its device, inode, size,
+    modification and change times (a write changes the ctime, which no user can set back)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _hash_entry(path: Path) -> tuple[tuple[int, int, int, int, int] | None, Digest]:
+    identity = entry_identity(path)  # before reading: a change while hashing changes the ctime
+    with open(path, "rb", buffering=0) as handle:
+        digest, _ = hash_stream(handle)
+    return identity, digest
+
+
+class HashedAhead:
+    """Store entries hashed while the recipes that pin them are still being loaded.
+
+    Modelling and checking a recipe (the model's classes, the schema, the licences) takes longer
+    than finding its pins in the TOML, so each pin's entry starts hashing on the check threads
+    first, and the loading overlaps it. Only reading is done ahead: a recipe that turns out
+    malformed is reported as before, and a result is used only if the entry is still the same
+    file (``entry_identity``); otherwise the entry is hashed again."""
+
+    def __init__(self, checks: _Checks) -> None:
+        self.checks = checks
+        self._pending: dict[Path, Callable[[], Any]] = {}
+
+    def start(self, recipe_files: Sequence[Path], store: Store) -> None:
+        from pathlib import PurePosixPath
+
+        from .load import tomllib
+
+        for file in recipe_files:
+            try:
+                weights = tomllib.loads(file.read_text("utf-8")).get("weights", [])
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                continue  # the loader says what is wrong with it
+            for w in weights if isinstance(weights, list) else []:
+                pin = (w.get("sha256"), w.get("size"), w.get("path")) if isinstance(w, dict) else ()
+                if len(pin) != 3 or not isinstance(pin[1], int) or not isinstance(pin[2], str):
+                    continue
+                try:
+                    entry = store.entry_path(Digest.from_hex(pin[0]), PurePosixPath(pin[2]).name)
+                except (TypeError, ValueError):
+                    continue
+                identity = entry_identity(entry)
+                if identity is not None and identity[2] == pin[1] and entry not in self._pending:
+                    self._pending[entry] = self.checks.submit(self._hash, entry)
+
+    @staticmethod
+    def _hash(entry: Path) -> Any:
+        try:
+            return _hash_entry(entry)
+        except OSError:
+            return None  # gone or unreadable: the check hashes it again and says why
+
+    def take(self, entry: Path) -> Callable[[], Any] | None:
+        """What gives the early hash of ``entry`` (identity, digest), if one was started."""
+        return self._pending.pop(entry, None)
+
+
+@contextlib.contextmanager
+def hashing_ahead(
+    recipe_files: Sequence[Path], store: Store, jobs: int | None
+) -> Iterator[HashedAhead | None]:
+    """Start hashing the entries ``recipe_files`` pin (None with one job: nothing would overlap)."""
+    workers = check_workers(jobs)
+    if workers == 1:
+        yield None
+        return
+    with _Checks(workers) as checks:
+        ahead = HashedAhead(checks)
+        ahead.start(recipe_files, store)
+        yield ahead
 
 
 class _Pending:
@@ -384,16 +474,24 @@ def fetch_recipes(
     policy: Policy | None = None,
     progress: Progress | None = None,
     jobs: int | None = None,
+    ahead: HashedAhead | None = None,
 ) -> list[RecipeReport]:
     """Fetch every published file (and inputs if asked) into the store, check each one, and
     judge each package by its ML-Policy class and the distributor's policy if one is given.
     With ``check``, signatures are checked too unless ``signatures`` is false (as when signing).
 
     Files are fetched one at a time, in order, while up to ``jobs`` threads check those already
-    in the store, of this recipe and the ones before it. Reports come back in recipe order."""
-    with store.session(), _Checks(check_workers(jobs) if check else 1) as checks:
+    in the store, of this recipe and the ones before it. Reports come back in recipe order.
+    With ``ahead``, its threads do the checks, and the entries it hashed are not hashed again."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(store.session())
+        if ahead is not None and check:
+            checks = ahead.checks
+        else:
+            ahead = None
+            checks = stack.enter_context(_Checks(check_workers(jobs) if check else 1))
         pending = [
-            _obtain_files(recipe, store, checks, with_inputs, all_sources, check, progress)
+            _obtain_files(recipe, store, checks, with_inputs, all_sources, check, progress, ahead)
             for recipe in recipes
         ]
         return [_conclude(p, store, check and signatures, policy) for p in pending]
@@ -407,6 +505,7 @@ def _obtain_files(
     all_sources: bool,
     check: bool,
     progress: Progress | None,
+    ahead: HashedAhead | None,
 ) -> _Pending:
     """Bring each file into the store and start its checks."""
     licenses = {
@@ -432,8 +531,10 @@ def _obtain_files(
                 file_report.notes.extend(got.notes)
                 file_report.source = got.source or ("store" if check else "store, not re-hashed")
                 file_report.store_path = str(got.store_path)
+                rehash = got.source is None
+                early = ahead.take(got.store_path) if ahead is not None and rehash else None
                 result = (
-                    checks.submit(check_file, got.store_path, pin, file_report.format, got.source is None)
+                    checks.submit(check_file, got.store_path, pin, file_report.format, rehash, early)
                     if check
                     else None
                 )
