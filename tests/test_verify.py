@@ -320,7 +320,8 @@ def test_an_entry_hashed_ahead_counts_only_while_it_is_the_same_file(tmp_path: P
                                                                      store_root: Path) -> None:
     import weightpkg
     from weightpkg.acquire import Pin
-    from weightpkg.verification import FileReport, HashedAhead, _Checks, check_entry
+    from weightpkg.checks import Checks, HashedAhead
+    from weightpkg.verification import FileReport, check_entry
 
     data = tensors()
     recipe = local_recipe(tmp_path, data)
@@ -329,7 +330,7 @@ def test_an_entry_hashed_ahead_counts_only_while_it_is_the_same_file(tmp_path: P
     weightpkg.fetch([recipe], store)
     [entry] = (store_root / "entries").iterdir()
     pin = Pin("w.safetensors", Digest.from_hex(sha256(data)), len(data))
-    with _Checks(2) as checks:
+    with Checks(2) as checks:
         ahead = HashedAhead(checks)
         ahead.start([recipe, tmp_path / "broken.toml", tmp_path / "missing.toml"], store)
         early = ahead.take(entry)

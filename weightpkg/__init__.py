@@ -165,12 +165,14 @@ def verify(
     check that SLSA provenance against the recipe and the store, with ``attestation_keys``, else
     the recipe's trusted keys, else the policy's. Up to ``jobs`` files are checked at once
     (default: one per CPU this process may use)."""
-    from .load import read_policy, resolve_keys
-    from .verification import fetch_recipes, hashing_ahead
+    from .checks import hashing_ahead  # light: hashing starts before the recipe model is imported
 
     paths = list(paths)
     store = store or open_store()
     with hashing_ahead(find_recipes(paths), store, jobs) as ahead:
+        from .load import read_policy, resolve_keys
+        from .verification import fetch_recipes
+
         rules = read_policy(policy) if policy is not None else None
         recipes = _load_all(paths)
         if attestation is not None and len(recipes) != 1:

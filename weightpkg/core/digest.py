@@ -8,7 +8,6 @@ import mmap
 import os
 import re
 import stat
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 #: Nix's base32 alphabet: digits and lower-case letters without e, o, u and t.
@@ -56,18 +55,53 @@ def nix32_decode(text: str, size: int) -> bytes:
     return bytes(out)
 
 
-@dataclass(frozen=True, order=True)
 class Digest:
-    """A SHA-256 digest; the only algorithm weightpkg pins with."""
+    """A SHA-256 digest; the only algorithm weightpkg pins with. Immutable, ordered by value.
+
+    Written out rather than a frozen dataclass, so that verify can start hashing before the
+    dataclass machinery (dataclasses and inspect, about 8 ms) is imported."""
+
+    __slots__ = ("value",)
 
     value: bytes
 
     algorithm = "sha256"
     size = 32
 
-    def __post_init__(self) -> None:
-        if len(self.value) != self.size:
-            raise ValueError(f"a sha256 digest has {self.size} bytes, not {len(self.value)}")
+    def __init__(self, value: bytes) -> None:
+        if len(value) != self.size:
+            raise ValueError(f"a sha256 digest has {self.size} bytes, not {len(value)}")
+        object.__setattr__(self, "value", bytes(value))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Digest is immutable: cannot set {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Digest is immutable: cannot delete {name}")
+
+    def __reduce__(self) -> tuple[type[Digest], tuple[bytes]]:
+        return (Digest, (self.value,))  # copy and pickle without __setattr__
+
+    def __repr__(self) -> str:
+        return f"Digest(value={self.value!r})"
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return self.value == other.value if isinstance(other, Digest) else NotImplemented
+
+    def __lt__(self, other: Digest) -> bool:
+        return self.value < other.value if isinstance(other, Digest) else NotImplemented
+
+    def __le__(self, other: Digest) -> bool:
+        return self.value <= other.value if isinstance(other, Digest) else NotImplemented
+
+    def __gt__(self, other: Digest) -> bool:
+        return self.value > other.value if isinstance(other, Digest) else NotImplemented
+
+    def __ge__(self, other: Digest) -> bool:
+        return self.value >= other.value if isinstance(other, Digest) else NotImplemented
 
     @classmethod
     def from_hex(cls, text: str) -> Digest:
