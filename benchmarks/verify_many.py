@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark: one ``weightpkg verify DIR`` of 100 small recipes against 100 ``weightpkg verify ONE`` runs.
 
-No goal yet (issue 9): it reports how much one invocation over a folder of recipes saves
+Goal (issue 9): one invocation over a folder uses both cores, and its cost is linear in the
+bytes (equal slopes between consecutive file sizes; give three sizes or more). It reports how much
+one invocation over a folder of recipes saves
 against a sequential loop of one invocation per recipe (the ratio), whether that one invocation
 uses more than one core (user+sys CPU / wall), and the cost per byte at two or more file sizes
 (is it linear in the bytes, and how does its slope compare with ``openssl dgst -sha256`` of the
@@ -286,7 +288,15 @@ def main() -> None:
             f"  one verify's slopes {', '.join(f'{v:.3f}' for v in values)} s/GB "
             "(equal slopes: linear in bytes)"
         )
-    log("  goal: none yet (informational)")
+    both = all(r["columns"][ONE]["cpu_per_wall"]["median"] > 1.05 for r in results)
+    log(f"  goal: one verify uses both cores at every size: {'met' if both else 'MISSED'}")
+    if len(slopes) > 1:
+        values = [s["s_per_gb"][ONE] for s in slopes]
+        spread = max(values) / min(values) if min(values) > 0 else float("inf")
+        verdict = "met" if spread <= 1.25 else "MISSED"
+        log(f"  goal: linear in bytes (largest slope / smallest {spread:.2f}, at most 1.25): {verdict}")
+    else:
+        log("  goal: linear in bytes: not judged (give three sizes or more, e.g. --file-size 1M,4M,16M)")
 
     if args.json:
         report = {
