@@ -326,13 +326,14 @@ def test_an_entry_hashed_ahead_counts_only_while_it_is_the_same_file(tmp_path: P
     data = tensors()
     recipe = local_recipe(tmp_path, data)
     (tmp_path / "broken.toml").write_text("schema = [")  # skipped ahead; the loader reports it
+    (tmp_path / "deep.toml").write_text("x = " + "[" * 5000 + "]" * 5000)  # tomllib's recursion limit
     store = weightpkg.open_store(store_root)
     weightpkg.fetch([recipe], store)
     [entry] = (store_root / "entries").iterdir()
     pin = Pin("w.safetensors", Digest.from_hex(sha256(data)), len(data))
     with Checks(2) as checks:
         ahead = HashedAhead(checks)
-        ahead.start([recipe, tmp_path / "broken.toml", tmp_path / "missing.toml"], store)
+        ahead.start([recipe, *(tmp_path / f for f in ("broken.toml", "deep.toml", "missing.toml"))], store)
         early = ahead.take(entry)
         assert early is not None and ahead.take(entry) is None
         identity, digest = early()

@@ -151,7 +151,7 @@ class HashedAhead:
         for file in recipe_files:
             try:
                 weights = tomllib.loads(file.read_text("utf-8")).get("weights", [])
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            except (OSError, ValueError, RecursionError):  # TOMLDecodeError is a ValueError
                 continue  # the loader says what is wrong with it
             for w in weights if isinstance(weights, list) else []:
                 pin = (w.get("sha256"), w.get("size"), w.get("path")) if isinstance(w, dict) else ()
