@@ -121,14 +121,14 @@ def open_store(root: str | Path | None = None) -> Store:
     return store
 
 
-def _load_all(paths: Iterable[str | Path]) -> list[Recipe]:
-    """Every recipe, each file once; two recipes for one package-version would share (and
-    overwrite) one manifest in the store, so that is an error too."""
+def _load_all(files: Iterable[Path]) -> list[Recipe]:
+    """Every recipe of ``files`` (from find_recipes), each file once; two recipes for one
+    package-version would share (and overwrite) one manifest in the store, so that is an error too."""
     recipes: list[Recipe] = []
     problems: list[Problem] = []
     seen_files: set[Path] = set()
     packages: dict[str, str] = {}
-    for path in find_recipes(paths):
+    for path in files:
         if path.resolve() in seen_files:
             continue
         seen_files.add(path.resolve())
@@ -167,14 +167,14 @@ def verify(
     (default: one per CPU this process may use)."""
     from .checks import hashing_ahead  # light: hashing starts before the recipe model is imported
 
-    paths = list(paths)
+    files = find_recipes(paths)
     store = store or open_store()
-    with hashing_ahead(find_recipes(paths), store, jobs) as ahead:
+    with hashing_ahead(files, store, jobs) as ahead:
         from .load import read_policy, resolve_keys
         from .verification import fetch_recipes
 
         rules = read_policy(policy) if policy is not None else None
-        recipes = _load_all(paths)
+        recipes = _load_all(files)
         if attestation is not None and len(recipes) != 1:
             raise UsageError(
                 f"--attestation checks one recipe's provenance; {len(recipes)} recipes were given"
@@ -220,7 +220,9 @@ def fetch(
     from .verification import fetch_recipes
 
     store = store or open_store()
-    return fetch_recipes(_load_all(paths), store, with_inputs=with_inputs, check=False, progress=progress)
+    return fetch_recipes(
+        _load_all(find_recipes(paths)), store, with_inputs=with_inputs, check=False, progress=progress
+    )
 
 
 def rebuild(

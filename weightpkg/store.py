@@ -164,8 +164,7 @@ class Ingest:
         return start or StreamHasher()
 
     def _set_hasher(self, hasher: StreamHasher) -> None:
-        if isinstance(self._hasher, ThreadedHasher):
-            self._hasher.close()
+        self._hasher.close()
         self._hasher = hasher
 
     def _close_file(self) -> None:
@@ -301,8 +300,7 @@ class Ingest:
 
     def close(self) -> None:
         """Release the partial; keep it only if it holds bytes worth resuming from."""
-        if isinstance(self._hasher, ThreadedHasher):
-            self._hasher.close()
+        self._hasher.close()
         if self._file is not None:
             self._close_file()
             if self._hasher.size == 0:

@@ -152,6 +152,9 @@ class StreamHasher:
     def digest(self) -> Digest:
         return Digest(self._hash.digest())
 
+    def close(self) -> None:
+        """Nothing to release here; a ThreadedHasher ends its thread."""
+
 
 class ThreadedHasher(StreamHasher):
     """A StreamHasher that hashes on a helper thread, so that receiving and writing a download
