@@ -61,20 +61,13 @@ def fill(disk: Path, leave: int) -> Path:
     """A file taking all of ``disk`` but ``leave`` bytes (rounded to pages)."""
     filler = disk / "filler"
     with open(filler, "wb", buffering=0) as handle:
-        block = b"\0" * MIB
-        while True:
-            try:
-                handle.write(block)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-                break
-        block = b"\0" * PAGE
-        while True:
-            try:
-                handle.write(block)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-                break
+        for block in (b"\0" * MIB, b"\0" * PAGE):  # big blocks, then the last pages
+            while True:
+                try:
+                    handle.write(block)
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+                    break
     os.truncate(filler, max(0, filler.stat().st_size - leave))
     return filler
 
