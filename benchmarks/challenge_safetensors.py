@@ -37,7 +37,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hash_file
-from hash_file import MiB, gnu_time, machine_facts, run_child, summary, warm_page_cache, weightpkg_command
+from hash_file import (
+    MiB,
+    gnu_time,
+    log_facts,
+    machine_facts,
+    run_child,
+    summary,
+    warm_page_cache,
+    weightpkg_command,
+)
 
 RATIO_GOAL = 0.45
 ANON_SLACK_MIB = 64  # weightpkg's anonymous-memory goal: the largest tensor + this
@@ -268,9 +277,7 @@ def main() -> None:
         "/proc/self/status at the child's end (VmHWM: peak RSS including mapped file pages; RssAnon, "
         "RssFile: then), and a 1 ms RssAnon sampling thread in one extra child per side"
     )
-    log("machine:")
-    for key, value in facts.items():
-        log(f"  {key:<18} {value}")
+    log_facts(facts, log)
 
     cases = [("many", 256, (1024, 1024))]
     if args.big:

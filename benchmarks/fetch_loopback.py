@@ -46,15 +46,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import hash_file
 from hash_file import (
     GiB,
     add_child_options,
     capture,
     ensure_file,
+    log_facts,
     machine_facts,
     parse_size,
     prepare_children,
+    rss_facts,
     run_child,
     size_label,
     summary,
@@ -614,13 +615,8 @@ def main() -> None:
         )
         facts["file_server"] = server_fact
         facts["hub_server"] = f"Python ThreadingHTTPServer + socket.sendfile at {hub_url} (resolve route)"
-        facts["peak_rss_source"] = (
-            f"GNU time %M ({hash_file.TIME})" if hash_file.TIME else "os.wait4 ru_maxrss after fork"
-        )
-        facts["peak_rss_floor_mib"] = round(run_child(["true"])["maxrss_mib"], 1)
-        log("machine:")
-        for key, value in facts.items():
-            log(f"  {key:<18} {value}")
+        facts.update(rss_facts())
+        log_facts(facts, log)
         if not use_nginx:
             log("  (no nginx: the url row uses the Python server; apt-get install nginx-light for nginx)")
 

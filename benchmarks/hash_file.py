@@ -183,6 +183,18 @@ def prepare_children(args: argparse.Namespace, log: Callable[[str], None]) -> tu
     return weightpkg, python
 
 
+def rss_facts() -> dict[str, object]:
+    """How the children's peak RSS is read, and the least it reads (that of ``true``)."""
+    source = f"GNU time %M ({TIME})" if TIME else "os.wait4 ru_maxrss after fork (includes the copied memory)"
+    return {"peak_rss_source": source, "peak_rss_floor_mib": round(run_child(["true"])["maxrss_mib"], 1)}
+
+
+def log_facts(facts: dict, log: Callable[[str], None]) -> None:
+    log("machine:")
+    for key, value in facts.items():
+        log(f"  {key:<18} {value}")
+
+
 def openssl_digest(output: str) -> str:
     # "SHA2-256(path)= <hex>" (3.x) or "SHA256(path)= <hex>" (1.1)
     return output.strip().rsplit("= ", 1)[-1].strip()
@@ -439,14 +451,8 @@ def main() -> None:
 
     weightpkg, python = prepare_children(args, log)
     facts = machine_facts(args.openssl, weightpkg, python, args.workdir)
-    floor = run_child(["true"])["maxrss_mib"]
-    facts["peak_rss_source"] = (
-        f"GNU time %M ({TIME})" if TIME else "os.wait4 ru_maxrss after fork (includes the copied memory)"
-    )
-    facts["peak_rss_floor_mib"] = round(floor, 1)  # what `true` reads: nothing can read lower
-    log("machine:")
-    for key, value in facts.items():
-        log(f"  {key:<18} {value}")
+    facts.update(rss_facts())
+    log_facts(facts, log)
 
     path = ensure_file(args.workdir, args.size, log)
     try:

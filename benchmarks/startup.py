@@ -29,8 +29,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import hash_file
-from hash_file import add_child_options, machine_facts, prepare_children, run_child, summary
+from hash_file import (
+    add_child_options,
+    log_facts,
+    machine_facts,
+    prepare_children,
+    rss_facts,
+    run_child,
+    summary,
+)
 from verify_safetensors import bytecode_fact, import_profile
 
 GOAL_MS = 50.0
@@ -135,13 +142,9 @@ def main() -> None:
     weightpkg, python = prepare_children(args, log)
     openssl = shutil.which("openssl") or "openssl"
     facts = machine_facts(openssl, weightpkg, python, args.workdir)
-    facts["peak_rss_source"] = (
-        f"GNU time %M ({hash_file.TIME})" if hash_file.TIME else "os.wait4 ru_maxrss after fork"
-    )
+    facts.update(rss_facts())
     facts["bytecode"] = bytecode_fact(python)
-    log("machine:")
-    for key, value in facts.items():
-        log(f"  {key:<18} {value}")
+    log_facts(facts, log)
 
     argvs = columns(python, weightpkg)
     result = bench_rounds(argvs, args.runs, log)

@@ -34,15 +34,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import hash_file
 from hash_file import (
     GiB,
     MiB,
     add_child_options,
     capture,
+    log_facts,
     machine_facts,
     parse_size,
     prepare_children,
+    rss_facts,
     run_child,
     summary,
     warm_page_cache,
@@ -319,19 +320,14 @@ def main() -> None:
     weightpkg, python = prepare_children(args, log)
     model_signing, why = find_model_signing(args.model_signing)
     facts = machine_facts(args.openssl, weightpkg, python, args.workdir)
-    facts["peak_rss_source"] = (
-        f"GNU time %M ({hash_file.TIME})" if hash_file.TIME else "os.wait4 ru_maxrss after fork"
-    )
-    facts["peak_rss_floor_mib"] = round(run_child(["true"])["maxrss_mib"], 1)
+    facts.update(rss_facts())
     facts["bytecode"] = bytecode_fact(python)
     facts["model_signing"] = (
         f"{model_signing} (model-signing {model_signing_version(model_signing)})"
         if model_signing
         else f"NOT FOUND: {why}"
     )
-    log("machine:")
-    for key, value in facts.items():
-        log(f"  {key:<18} {value}")
+    log_facts(facts, log)
     if model_signing is None:
         log(
             "note: model_signing is not available, so its column is skipped and the goal is not judged; "

@@ -34,15 +34,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import hash_file
 from hash_file import (
     GiB,
     MiB,
     add_child_options,
+    log_facts,
     machine_facts,
     openssl_digest,
     parse_size,
     prepare_children,
+    rss_facts,
     run_child,
     size_label,
     summary,
@@ -488,16 +489,9 @@ def main() -> None:
 
     weightpkg, python = prepare_children(args, log)
     facts = machine_facts(args.openssl, weightpkg, python, args.workdir)
-    facts["peak_rss_source"] = (
-        f"GNU time %M ({hash_file.TIME})"
-        if hash_file.TIME
-        else "os.wait4 ru_maxrss after fork (includes the copied memory)"
-    )
-    facts["peak_rss_floor_mib"] = round(run_child(["true"])["maxrss_mib"], 1)
+    facts.update(rss_facts())
     facts["bytecode"] = bytecode_fact(python)
-    log("machine:")
-    for key, value in facts.items():
-        log(f"  {key:<18} {value}")
+    log_facts(facts, log)
 
     root = args.workdir / SUBDIR
     store = root / "store"
